@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from mit_dataset.masks import box_mask_rle, decode_mask, encode_mask
+from mit_dataset.video_io import probe_video, read_audio, read_video_frames, write_video
+
+
+def _ramp_frames(count, height=48, width=64):
+    return [np.full((height, width, 3), (7 * i) % 250, np.uint8) for i in range(count)]
+
+
+def test_write_probe_and_window_read(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", _ramp_frames(60), fps=25)
+    info = probe_video(path)
+    assert (info.num_frames, info.width, info.height, info.fps) == (60, 64, 48, 25.0)
+    window = read_video_frames(path, start=40, count=5)
+    assert window.shape == (5, 48, 64, 3)
+    np.testing.assert_allclose(window[:, 10, 10, 0], [(7 * i) % 250 for i in range(40, 45)], atol=3)
+
+
+def test_audio_is_muxed_and_decoded_at_16k(tmp_path):
+    audio = (0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype(np.float32)
+    path = write_video(tmp_path / "talk.mp4", _ramp_frames(50), fps=25, audio=audio)
+    decoded = read_audio(path)
+    assert abs(len(decoded) - len(audio)) < 2048  # AAC frames pad the end
+    spectrum = np.abs(np.fft.rfft(decoded[4000:12000]))
+    assert np.argmax(spectrum) * 16000 / 8000 == pytest.approx(220, abs=4)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    def frames():
+        yield np.zeros((48, 64, 3), np.uint8)
+        raise RuntimeError("renderer crashed")
+
+    with pytest.raises(RuntimeError):
+        write_video(tmp_path / "broken.mp4", frames())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_and_odd_inputs_raise_clear_errors(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="bad.mp4"):
+        probe_video(bad)
+    with pytest.raises(ValueError, match="even"):
+        write_video(tmp_path / "odd.mp4", [np.zeros((5, 8, 3), np.uint8)])
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "empty.mp4", [])
+
+
+def test_mask_rle_round_trip():
+    mask = np.zeros((20, 30), bool)
+    mask[3:9, 4:20] = True
+    assert (decode_mask(encode_mask(mask), 20, 30) == mask).all()
+    box_mask = decode_mask(box_mask_rle(np.array([4, 3, 20, 9]), 20, 30), 20, 30)
+    assert (box_mask == mask).all()
