@@ -1,0 +1,158 @@
+"""Reference attention (AnimateAnyone) through diffusers attention processors.
+
+The ReferenceNet (a plain :class:`~diffusers.UNet2DConditionModel`) runs once per generation on the clean reference
+latents at ``t = 0``; every spatial self-attention (``*.attentions.*.transformer_blocks.*.attn1``) stores its input
+(the hidden states after ``norm1``) in a :class:`ReferenceBank` under its module name. The DenoisingNet's spatial
+self-attention with the same name then uses ``cat([own, reference])`` as keys and values, the reference tokens
+repeated for every frame. Token counts need not match, so the mechanism does not depend on the resolution.
+Temporal (motion-module) attentions are left alone.
+
+Per-sample dropping: ``bank.keep`` (one bool per denoising sample, i.e. per video in the batch) masks the
+reference tokens out of the keys for samples with ``keep=False``, which is exactly the same as attending to
+the own tokens only. Training uses it for the 10 % reference dropout; the pipeline uses it for the
+classifier-free-guidance unconditional branch (see :class:`~covog_diffusers.pipelines.CovOGPipeline`).
+
+Usage::
+
+    with ReferenceAttentionControl(reference_unet, denoising_unet) as control:
+        control.write(reference_latents, clip_embeds, pose_embedding=adaptor_out)   # once
+        control.bank.keep = torch.tensor([False, True])                             # optional (CFG)
+        denoising_unet(...)                                                         # reads the bank
+
+Leaving the context restores the previous attention processors and empties the bank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+
+def is_reference_attention(name: str) -> bool:
+    """Spatial self-attention of a transformer block (not the motion modules' temporal attention)."""
+    return ".attentions." in name and name.endswith("attn1.processor")
+
+
+class ReferenceBank:
+    """Reference tokens by attention name, written by the ReferenceNet and read by the DenoisingNet."""
+
+    def __init__(self):
+        self.features: dict[str, torch.Tensor] = {}
+        self.writing = False
+        #: ``(B,)`` bool per denoising sample (video); None keeps the reference for every sample.
+        self.keep: torch.Tensor | None = None
+
+    def clear(self) -> None:
+        self.features.clear()
+        self.keep = None
+        self.writing = False
+
+
+class ReferenceWriteProcessor:
+    """ReferenceNet side: bank the self-attention input (while writing), then attend as usual."""
+
+    def __init__(self, bank: ReferenceBank, name: str):
+        self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if self.bank.writing:
+            self.bank.features[self.name] = hidden_states
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+
+
+class ReferenceReadProcessor:
+    """DenoisingNet side: self-attention whose keys/values are ``cat([own, reference])``."""
+
+    def __init__(self, bank: ReferenceBank, name: str):
+        self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        reference = self.bank.features.get(self.name)
+        if reference is None or encoder_hidden_states is not None:
+            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        batch, own_tokens, _ = hidden_states.shape
+        videos = reference.shape[0]
+        if batch % videos:
+            raise ValueError(f"denoising batch {batch} is not a multiple of the reference batch {videos}")
+        frames = batch // videos
+        keep = self.bank.keep
+        if keep is not None and not bool(keep.any()):
+            return self.inner(attn, hidden_states, None, attention_mask, temb)
+        reference = reference.to(hidden_states.dtype).repeat_interleave(frames, dim=0)
+        context = torch.cat([hidden_states, reference], dim=1)
+        if keep is not None and not bool(keep.all()):
+            if keep.shape != (videos,):
+                raise ValueError(f"bank.keep must have shape ({videos},), got {tuple(keep.shape)}")
+            # Additive mask (batch, 1, keys): 0 for own tokens, -inf-like for dropped references.
+            dropped = (~keep.to(hidden_states.device)).repeat_interleave(frames)
+            mask = torch.zeros(batch, 1, context.shape[1], device=hidden_states.device, dtype=hidden_states.dtype)
+            mask[dropped, :, own_tokens:] = torch.finfo(hidden_states.dtype).min
+            attention_mask = mask if attention_mask is None else attention_mask + mask
+        return self.inner(attn, hidden_states, context, attention_mask, temb)
+
+
+class ReferenceAttentionControl(contextlib.AbstractContextManager):
+    """Install write/read processors on a ReferenceNet / DenoisingNet pair (restored on exit)."""
+
+    def __init__(self, reference_unet, denoising_unet, bank: ReferenceBank | None = None):
+        self.reference_unet, self.denoising_unet = reference_unet, denoising_unet
+        self.bank = bank or ReferenceBank()
+        self._saved: list[tuple[object, dict]] = []
+
+    def install(self) -> ReferenceAttentionControl:
+        for unet, kind in ((self.reference_unet, ReferenceWriteProcessor), (self.denoising_unet, ReferenceReadProcessor)):
+            current = unet.attn_processors
+            self._saved.append((unet, dict(current)))
+            unet.set_attn_processor(
+                {
+                    name: kind(self.bank, name.removesuffix(".processor")) if is_reference_attention(name) else proc
+                    for name, proc in current.items()
+                }
+            )
+        return self
+
+    def uninstall(self) -> None:
+        for unet, processors in self._saved:
+            unet.set_attn_processor(processors)
+        self._saved.clear()
+        self.bank.clear()
+
+    def __enter__(self) -> ReferenceAttentionControl:
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.uninstall()
+
+    def write(
+        self,
+        reference_latents: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        pose_embedding: torch.Tensor | None = None,
+        timestep: int | torch.Tensor = 0,
+    ) -> None:
+        """Run the ReferenceNet once on clean latents ``(B, 4, h, w)`` and bank its self-attention inputs.
+
+        ``pose_embedding`` ``(B, C0, h, w)`` (the pose adaptor's output) is added after the ReferenceNet's
+        ``conv_in`` through a temporary forward hook, so the ReferenceNet stays a plain UNet2DConditionModel.
+        """
+        unet = self.reference_unet
+        handle = None
+        if pose_embedding is not None:
+            handle = unet.conv_in.register_forward_hook(lambda module, args, output: output + pose_embedding.to(output.dtype))
+        self.bank.features.clear()
+        self.bank.writing = True
+        try:
+            unet(reference_latents, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)
+        finally:
+            self.bank.writing = False
+            if handle is not None:
+                handle.remove()
+        missing = {n.removesuffix(".processor") for n in self.denoising_unet.attn_processors if is_reference_attention(n)}
+        missing -= set(self.bank.features)
+        if missing:
+            raise ValueError(
+                f"the ReferenceNet has no self-attention matching DenoisingNet layers {sorted(missing)[:3]}...: "
+                "the two UNets must share their block layout"
+            )
