@@ -1,0 +1,271 @@
+"""Frechet Video Distance: I3D (Kinetics-400) features of 16-frame clips and the Frechet distance in float64.
+
+Public API (stable; used by ``benchmark/metrics/fvd`` and the ``mit-bench`` runner):
+
+- ``load_detector(path=None, device=None) -> I3DDetector``: the detector file from ``path`` or the
+  ``MIT_BENCH_I3D`` environment variable. Two formats are recognised from the file itself:
+  the StyleGAN-V TorchScript ``i3d_torchscript.pt`` (kind ``"stylegan-v-torchscript"``, the reference) and an
+  ``InceptionI3d`` state dict such as ``i3d_pretrained_400.pt`` (kind ``"inception-i3d"``, the DisCo / VideoGPT
+  convention, run through :class:`benchmark.i3d.InceptionI3d`). A missing file raises ``FileNotFoundError``
+  saying what to download.
+- ``I3DDetector.__call__(clips) -> torch.Tensor (N, D)``: features of preprocessed clips. ``.name``, ``.kind``,
+  ``.feature_dim`` and ``.describe()`` identify it in results.
+- ``preprocess_clips(frames) -> torch.Tensor``: ``(N, T, H, W, 3)`` uint8 (or float in [0, 1]) ->
+  ``(N, 3, T, 224, 224)`` float in [-1, 1] (bilinear resize of the whole frame to 224x224, no crop, so every
+  person of a wide multi-speaker frame stays in view).
+- ``video_clip_starts(num_frames, clip_len=16, max_clips=None) -> list[int]``: non-overlapping clip starts.
+- ``extract_video_features(videos, detector, clip_len=16, max_clips_per_video=None, batch_size=8,
+  progress=False) -> np.ndarray (N, D)`` float64: features of every clip of every video (paths or arrays).
+- ``i3d_features(detector, video, clip_len=16, max_clips=None) -> np.ndarray (n, D)``: the same for one video
+  (path or ``(F, H, W, 3)`` array); ``load_i3d`` is another name for ``load_detector``.
+- ``frechet_distance(features_a, features_b) -> float`` and ``gaussian_frechet_distance(mu1, s1, mu2, s2)``.
+- ``fvd_from_features(real, generated, detector=None) -> dict``: ``{"fvd", "num_real_clips",
+  "num_generated_clips", "feature_dim", "detector"}``. FVD depends strongly on N: compare only at equal N and
+  with the same detector.
+
+Detector conventions. Both detectors get the same input: 16-frame clips resized to 224x224, float in [-1, 1].
+The TorchScript model is called as ``detector(clips, rescale=False, resize=False, return_features=True)`` and
+returns its 400-d pre-softmax logits (what StyleGAN-V and the TF-Hub FVD use). The InceptionI3d state dict
+gives its 400-d logits averaged over time (``i3d(clips)``, as DisCo / VideoGPT compute FVD) by default;
+``features="pool"`` uses the 1024-d pooled features before the logits instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.i3d import InceptionI3d
+from benchmark.i3d import load_inception_i3d
+from benchmark.video_loading import VideoInput
+from benchmark.video_loading import describe
+from benchmark.video_loading import iter_frame_chunks
+from benchmark.video_loading import num_video_frames
+from benchmark.video_loading import resize_frames
+
+DETECTOR_ENV = "MIT_BENCH_I3D"
+CLIP_LEN = 16
+RESOLUTION = 224
+DETECTOR_KINDS = ("stylegan-v-torchscript", "inception-i3d")
+DOWNLOAD_HINT = (
+    "FVD needs a Kinetics-400 I3D detector file. Download either the StyleGAN-V TorchScript detector "
+    "'i3d_torchscript.pt' (the reference; linked from the StyleGAN-V repository, universome/stylegan-v) or the "
+    "InceptionI3d state dict 'i3d_pretrained_400.pt' (used by VideoGPT and DisCo), then pass its path "
+    f"(detector_path=... / --i3d PATH) or set the environment variable {DETECTOR_ENV}=PATH."
+)
+
+
+@dataclass
+class I3DDetector:
+    """A loaded FVD feature extractor: a callable on preprocessed clips plus its identity."""
+
+    model: torch.nn.Module
+    kind: str
+    path: str
+    device: torch.device
+    features: str = "logits"
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self(torch.zeros(1, 3, CLIP_LEN, RESOLUTION, RESOLUTION, device=self.device)).shape[1])
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "features": self.features, "sha256": self.sha256[:16]}
+
+    @torch.no_grad()
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, T, 224, 224)`` float in [-1, 1] -> ``(N, D)`` features."""
+        clips = clips.to(self.device, torch.float32)
+        if self.kind == "stylegan-v-torchscript":
+            return self.model(clips, rescale=False, resize=False, return_features=True)
+        if self.features == "pool":
+            return self.model.extract_features(clips)
+        return self.model(clips)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_detector_path(path: str | os.PathLike | None = None) -> Path:
+    """The detector file from the argument or ``$MIT_BENCH_I3D``; ``FileNotFoundError`` with a hint otherwise."""
+    given = path if path is not None else os.environ.get(DETECTOR_ENV)
+    if not given:
+        raise FileNotFoundError(f"no I3D detector given. {DOWNLOAD_HINT}")
+    resolved = Path(given).expanduser()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"I3D detector file {str(resolved)!r} does not exist. {DOWNLOAD_HINT}")
+    return resolved
+
+
+def load_detector(
+    path: str | os.PathLike | None = None, device=None, features: str = "logits"
+) -> I3DDetector:
+    """Load an FVD detector (TorchScript or InceptionI3d state dict; the format is read from the file)."""
+    if features not in ("logits", "pool"):
+        raise ValueError(f"features must be 'logits' or 'pool', got {features!r}")
+    resolved = resolve_detector_path(path)
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    try:
+        model = torch.jit.load(str(resolved), map_location=device).eval()
+        kind = "stylegan-v-torchscript"
+        if features != "logits":
+            raise ValueError(f"{resolved}: the TorchScript detector only gives its logits (features='logits')")
+    except RuntimeError:
+        # Not a TorchScript archive: a plain state dict.
+        model = load_inception_i3d(resolved, device=device)
+        kind = "inception-i3d"
+    return I3DDetector(
+        model=model, kind=kind, path=str(resolved), device=device, features=features, sha256=_sha256(resolved)
+    )
+
+
+def preprocess_clips(frames) -> torch.Tensor:
+    """``(N, T, H, W, 3)`` uint8 (or float in [0, 1]) -> ``(N, 3, T, 224, 224)`` float32 in [-1, 1]."""
+    tensor = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    if tensor.ndim != 5 or tensor.shape[-1] != 3:
+        raise ValueError(f"clips must be (N, T, H, W, 3) RGB, got shape {tuple(tensor.shape)}")
+    scale = 255.0 if tensor.dtype == torch.uint8 else 1.0
+    n, t, h, w, _ = tensor.shape
+    flat = tensor.reshape(n * t, h, w, 3).permute(0, 3, 1, 2).float()
+    flat = resize_frames(flat, RESOLUTION, RESOLUTION)
+    clips = flat.reshape(n, t, 3, RESOLUTION, RESOLUTION).permute(0, 2, 1, 3, 4)
+    return (clips * (2.0 / scale) - 1.0).contiguous()
+
+
+def video_clip_starts(num_frames: int, clip_len: int = CLIP_LEN, max_clips: int | None = None) -> list[int]:
+    """Starts of the non-overlapping ``clip_len``-frame clips of a video (the first ``max_clips`` of them)."""
+    starts = list(range(0, num_frames - clip_len + 1, clip_len))
+    return starts if max_clips is None else starts[:max_clips]
+
+
+@torch.no_grad()
+def extract_video_features(
+    videos: Iterable[VideoInput],
+    detector: I3DDetector | torch.nn.Module,
+    clip_len: int = CLIP_LEN,
+    max_clips_per_video: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> np.ndarray:
+    """Float64 ``(N, D)`` features of the non-overlapping ``clip_len``-frame clips of every video."""
+    features: list[np.ndarray] = []
+    pending: list[torch.Tensor] = []
+
+    def flush():
+        if pending:
+            features.append(detector(torch.cat(pending)).double().cpu().numpy())
+            pending.clear()
+
+    videos = list(videos)
+    for video in tqdm(videos, desc="FVD features", unit="video", disable=not progress):
+        num_frames = num_video_frames(video)
+        starts = video_clip_starts(num_frames, clip_len, max_clips_per_video)
+        if not starts:
+            raise ValueError(f"video {describe(video)} has {num_frames} frames, fewer than one {clip_len}-frame clip")
+        # Consecutive non-overlapping chunks are exactly the clips; decoding them one at a time keeps a long
+        # 1080p reference out of memory.
+        for clip in iter_frame_chunks(video, clip_len, num_frames=starts[-1] + clip_len):
+            if len(clip) < clip_len:
+                raise ValueError(f"video {describe(video)}: decoding stopped before the end of a {clip_len}-frame clip")
+            pending.append(preprocess_clips(clip[None]))
+            if len(pending) == batch_size:
+                flush()
+    flush()
+    return np.concatenate(features) if features else np.zeros((0, 0))
+
+
+def i3d_features(
+    detector: I3DDetector,
+    video: VideoInput,
+    clip_len: int = CLIP_LEN,
+    max_clips: int | None = None,
+    device=None,
+) -> np.ndarray:
+    """Float64 ``(n, D)`` features of the non-overlapping clips of one video (path or array). ``device`` is
+    accepted for call compatibility and unused: the detector runs where :func:`load_detector` put it."""
+    return extract_video_features([video], detector, clip_len=clip_len, max_clips_per_video=max_clips)
+
+
+load_i3d = load_detector
+
+
+def gaussian_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)`` in float64.
+
+    ``Tr (S1 S2)^1/2`` is computed as the sum of square roots of the eigenvalues of the symmetric PSD matrix
+    ``S1^1/2 S2 S1^1/2`` (same spectrum as ``S1 S2``), which avoids the complex round-off of a general
+    matrix square root.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"shapes differ: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    eigvals, eigvecs = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    sqrt1 = (eigvecs * np.sqrt(np.clip(eigvals, 0, None))) @ eigvecs.T
+    inner = sqrt1 @ sigma2 @ sqrt1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of ``(N, D)`` features in float64."""
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"need (N >= 2, D) features for a covariance, got shape {features.shape}")
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance between Gaussians fitted to two ``(N, D)`` feature sets (float64)."""
+    return gaussian_frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def fvd_from_features(real, generated, detector: I3DDetector | None = None) -> dict:
+    """FVD result dict; N (clips on each side) and the detector are part of the result."""
+    real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
+    return {
+        "fvd": frechet_distance(real, generated),
+        "num_real_clips": int(len(real)),
+        "num_generated_clips": int(len(generated)),
+        "feature_dim": int(real.shape[1]),
+        "detector": detector.describe() if detector is not None else None,
+    }
+
+
+__all__ = [
+    "CLIP_LEN",
+    "DETECTOR_ENV",
+    "I3DDetector",
+    "InceptionI3d",
+    "extract_video_features",
+    "feature_statistics",
+    "frechet_distance",
+    "fvd_from_features",
+    "gaussian_frechet_distance",
+    "i3d_features",
+    "load_i3d",
+    "load_detector",
+    "preprocess_clips",
+    "resolve_detector_path",
+    "video_clip_starts",
+]

@@ -1,0 +1,197 @@
+"""Vectorised per-frame PSNR and SSIM in torch, equal to scikit-image's values (within 1e-4; tested).
+
+Public API (stable; used by ``benchmark/metrics/psnr``, ``benchmark/metrics/ssim`` and the ``mit-bench`` runner):
+
+- ``psnr_frames(predictions, references, data_range=None) -> torch.Tensor (N,)`` float64, one value per frame.
+- ``ssim_frames(predictions, references, data_range=None, convention="gaussian_rgb") -> torch.Tensor (N,)``.
+- ``score_video_pair(prediction, reference, metrics=("psnr", "ssim"), ...) -> dict[str, np.ndarray]``: per-frame
+  values for two videos (paths or arrays), decoded once and streamed in chunks of ``chunk_frames``.
+
+Frames are ``(N, H, W, 3)`` RGB arrays or tensors (numpy or torch, any device), uint8 or float.
+
+Conventions (see REFERENCE.md "Metric conventions" and the metric cards):
+
+- The data range is explicit: ``data_range`` if given, else 255 for uint8 input and 1.0 for float input (float
+  input must then lie in [0, 1]). uint8 is cast to float before subtracting (no uint8 overflow).
+- PSNR: ``10 log10(data_range^2 / MSE)`` per frame over all pixels and channels; ``inf`` for identical frames
+  (as scikit-image). Videos are scored as the mean over frames, a set as the mean over videos.
+- SSIM ``"gaussian_rgb"`` (default, the reference convention): Gaussian window sigma 1.5 truncated at 3.5 sigma
+  (11 taps), population covariance, K1 = 0.01, K2 = 0.03, per RGB channel then averaged, border of 5 pixels
+  excluded -- scikit-image ``structural_similarity(..., channel_axis=-1, gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=R)``.
+- SSIM ``"grayscale_7x7"`` (what many talking-head papers reported): frames converted to luma
+  ``0.299 R + 0.587 G + 0.114 B`` (BT.601, as OpenCV's RGB2GRAY, without rounding), 7x7 uniform window,
+  sample covariance (N/(N-1)), border of 3 pixels excluded -- scikit-image's default ``structural_similarity``
+  on the grayscale frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.video_loading import VideoInput
+from benchmark.video_loading import check_pair
+from benchmark.video_loading import describe
+from benchmark.video_loading import iter_frame_chunks
+from benchmark.video_loading import resize_frames
+
+SSIM_CONVENTIONS = ("gaussian_rgb", "grayscale_7x7")
+FRAME_METRICS = ("psnr", "ssim")
+K1, K2 = 0.01, 0.03
+GAUSSIAN_SIGMA, GAUSSIAN_TRUNCATE = 1.5, 3.5
+LUMA_BT601 = (0.299, 0.587, 0.114)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_tensor(frames, device, dtype) -> tuple[torch.Tensor, bool]:
+    is_uint8 = frames.dtype == torch.uint8 if isinstance(frames, torch.Tensor) else frames.dtype == np.uint8
+    tensor = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    return tensor.to(device=device, dtype=dtype), is_uint8
+
+
+def _prepare(predictions, references, data_range, device, dtype=torch.float32):
+    if tuple(predictions.shape) != tuple(references.shape):
+        raise ValueError(f"predictions {tuple(predictions.shape)} and references {tuple(references.shape)} differ")
+    if predictions.ndim != 4 or predictions.shape[-1] != 3:
+        raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(predictions.shape)}")
+    device = torch.device(device) if device is not None else (
+        predictions.device if isinstance(predictions, torch.Tensor) else torch.device("cpu")
+    )
+    x, x_uint8 = _to_tensor(predictions, device, dtype)
+    y, y_uint8 = _to_tensor(references, device, dtype)
+    if data_range is None:
+        if x_uint8 != y_uint8:
+            raise ValueError("predictions and references have different dtypes (uint8 vs float): pass data_range")
+        data_range = 255.0 if x_uint8 else 1.0
+        if not x_uint8 and (min(x.min(), y.min()) < 0 or max(x.max(), y.max()) > 1):
+            raise ValueError("float frames must lie in [0, 1] unless data_range is given")
+    if data_range <= 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    # (N, H, W, 3) -> (N, 3, H, W)
+    return x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2), float(data_range)
+
+
+@torch.no_grad()
+def psnr_frames(predictions, references, data_range: float | None = None, device=None) -> torch.Tensor:
+    """Per-frame PSNR in dB, float64 ``(N,)``."""
+    x, y, data_range = _prepare(predictions, references, data_range, device, dtype=torch.float64)
+    mse = (x - y).square().flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def _gaussian_taps(sigma: float, truncate: float) -> torch.Tensor:
+    radius = int(truncate * sigma + 0.5)  # scipy.ndimage.gaussian_filter's support
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def _window(convention: str) -> tuple[torch.Tensor, float]:
+    """1-D separable window taps and the covariance normalisation of a convention."""
+    if convention == "gaussian_rgb":
+        return _gaussian_taps(GAUSSIAN_SIGMA, GAUSSIAN_TRUNCATE), 1.0
+    if convention == "grayscale_7x7":
+        size = 7
+        return torch.full((size,), 1.0 / size, dtype=torch.float64), size * size / (size * size - 1.0)
+    raise ValueError(f"unknown SSIM convention {convention!r}, expected one of {SSIM_CONVENTIONS}")
+
+
+@torch.no_grad()
+def ssim_frames(
+    predictions,
+    references,
+    data_range: float | None = None,
+    convention: str = "gaussian_rgb",
+    device=None,
+) -> torch.Tensor:
+    """Per-frame SSIM, float64 ``(N,)``; the convention is named in the module docstring."""
+    taps, cov_norm = _window(convention)
+    x, y, data_range = _prepare(predictions, references, data_range, device)
+    if convention == "grayscale_7x7":
+        luma = torch.tensor(LUMA_BT601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x, y = (x * luma).sum(1, keepdim=True), (y * luma).sum(1, keepdim=True)
+    n, c, h, w = x.shape
+    size = taps.numel()
+    if h < size or w < size:
+        raise ValueError(f"frames of {h}x{w} are smaller than the {size}x{size} SSIM window")
+    # Work in units of the data range, centred: the filtered second moments then stay O(1) and float32 keeps
+    # the variance terms (E[x^2] - E[x]^2) accurate. SSIM is invariant to this affine change once C1, C2
+    # are expressed in the same units.
+    x = (x / data_range - 0.5).reshape(n * c, 1, h, w)
+    y = (y / data_range - 0.5).reshape(n * c, 1, h, w)
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, H, W)
+    taps = taps.to(device=x.device, dtype=x.dtype)
+    # "valid" filtering == scikit-image's reflect-padded filter followed by its crop of (size - 1) / 2 pixels.
+    stack = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
+    stack = F.conv2d(stack, taps.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
+    ux, uy, uxx, uyy, uxy = stack.unbind(1)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    # Means were shifted by -0.5: restore them for the luminance term.
+    ux, uy = ux + 0.5, uy + 0.5
+    c1, c2 = K1**2, K2**2
+    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return ssim_map.double().flatten(1).mean(1).view(n, c).mean(1)
+
+
+@torch.no_grad()
+def score_video_pair(
+    prediction: VideoInput,
+    reference: VideoInput,
+    metrics: Sequence[str] = FRAME_METRICS,
+    *,
+    data_range: float | None = None,
+    ssim_convention: str = "gaussian_rgb",
+    truncate: bool = False,
+    resize_prediction: bool = False,
+    chunk_frames: int = 32,
+    device=None,
+) -> dict[str, np.ndarray]:
+    """Per-frame metric values of a generated video against its reference, ``{name: (F,) float64}``.
+
+    Both videos are decoded once, in chunks. Frame counts must match (``truncate=True`` compares the common
+    prefix). Frame sizes must match unless ``resize_prediction=True``, which resizes the prediction to the
+    reference's size (bilinear, antialiased) before scoring.
+    """
+    unknown = [m for m in metrics if m not in FRAME_METRICS]
+    if unknown:
+        raise ValueError(f"unknown frame metrics {unknown}, expected a subset of {FRAME_METRICS}")
+    _window(ssim_convention)  # fail fast on a bad convention
+    device = torch.device(device) if device is not None else default_device()
+    num_frames = check_pair(prediction, reference, truncate=truncate)
+    values: dict[str, list[torch.Tensor]] = {m: [] for m in metrics}
+    chunks = zip(
+        iter_frame_chunks(prediction, chunk_frames, num_frames), iter_frame_chunks(reference, chunk_frames, num_frames)
+    )
+    for pred, ref in chunks:
+        n = min(len(pred), len(ref))
+        pred, ref = pred[:n], ref[:n]
+        if pred.shape[1:3] != ref.shape[1:3]:
+            if not resize_prediction:
+                raise ValueError(
+                    f"prediction {describe(prediction)} is {pred.shape[2]}x{pred.shape[1]} but reference "
+                    f"{describe(reference)} is {ref.shape[2]}x{ref.shape[1]}; pass resize_prediction=True to "
+                    "resize the prediction to the reference size"
+                )
+            pred = _resize_like(pred, ref.shape[1], ref.shape[2], device)
+        if "psnr" in values:
+            values["psnr"].append(psnr_frames(pred, ref, data_range=data_range, device=device).cpu())
+        if "ssim" in values:
+            ssim = ssim_frames(pred, ref, data_range=data_range, convention=ssim_convention, device=device)
+            values["ssim"].append(ssim.cpu())
+    return {m: torch.cat(v).numpy() for m, v in values.items()}
+
+
+def _resize_like(frames: np.ndarray, height: int, width: int, device) -> torch.Tensor:
+    is_uint8 = frames.dtype == np.uint8
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+    tensor = resize_frames(tensor, height, width, antialias=True).permute(0, 2, 3, 1)
+    return tensor.round().clamp(0, 255).to(torch.uint8) if is_uint8 else tensor
