@@ -1,0 +1,218 @@
+"""The ``mit-bench`` command: validate, score and rank MIT benchmark submissions, and make them.
+
+    mit-bench predict   --model DIR --dataset DIR_OR_ID --out PREDICTIONS_DIR
+    mit-bench validate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR
+    mit-bench evaluate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR --out results.json [--i3d I3D.pt]
+                        [--model-card README.md] [--allow-partial]
+    mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html
+
+``evaluate`` and ``predict`` spread their clips over processes under ``accelerate launch``.
+Exit status: 0 on success, 1 when the submission/results had problems, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .scoring import METRICS
+
+
+def _add_dataset(parser) -> None:
+    parser.add_argument("--dataset", required=True, help="MIT dataset folder or Hub id")
+    parser.add_argument(
+        "--config", default=None, help="dataset config: all (default), two_human, multi_human"
+    )
+    parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mit-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    evaluate = sub.add_parser("evaluate", help="validate and score a predictions folder (Table 2)")
+    _add_dataset(evaluate)
+    evaluate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
+    evaluate.add_argument("--out", type=Path, required=True, help="results JSON to write")
+    evaluate.add_argument(
+        "--i3d",
+        default=None,
+        help="I3D (Kinetics-400) file for FVD (else $MIT_BENCH_I3D; "
+        "without one FVD is skipped, and the table says so)",
+    )
+    evaluate.add_argument(
+        "--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)}"
+    )
+    evaluate.add_argument("--model-name", default="", help="name of the model in the table / model card")
+    evaluate.add_argument(
+        "--model-card", type=Path, default=None, help="write/update this model card (README.md)"
+    )
+    evaluate.add_argument("--dataset-id", default="mit-talking", help="Hub dataset id for the model card")
+    evaluate.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="write a model card from incomplete results, labelled PARTIAL",
+    )
+    evaluate.add_argument("--no-progress", action="store_true")
+
+    validate = sub.add_parser("validate", help="check a predictions folder without scoring it")
+    _add_dataset(validate)
+    validate.add_argument("--predictions", type=Path, required=True)
+
+    predict = sub.add_parser("predict", help="run a CovOG pipeline on every test clip (resumable)")
+    predict.add_argument("--model", type=Path, required=True, help="saved CovOGPipeline folder")
+    _add_dataset(predict)
+    predict.add_argument("--out", type=Path, required=True, help="predictions folder to fill")
+    predict.add_argument("--steps", type=int, default=25, help="denoising steps")
+    predict.add_argument("--guidance-scale", type=float, default=3.5)
+    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument(
+        "--num-frames",
+        type=int,
+        default=None,
+        help="generate only this many frames per clip (debugging: not a valid submission)",
+    )
+    predict.add_argument("--clips", default=None, help="comma-separated clip ids (default: all test clips)")
+    predict.add_argument("--no-iad", action="store_true", help="ablation: Interactive Audio Driver off")
+    predict.add_argument("--joint-pose", action="store_true", help="ablation: single joint pose guider")
+    predict.add_argument("--device", default=None, help="torch device (default: accelerate's)")
+    predict.add_argument("--overwrite", action="store_true", help="regenerate finished clips too")
+    predict.add_argument("--no-progress", action="store_true")
+
+    board = sub.add_parser(
+        "leaderboard", help="rank results JSON files into a markdown/HTML table + PNG plot"
+    )
+    board.add_argument("submissions", type=Path, help="folder of results JSON files (or one sub-folder each)")
+    board.add_argument("--out", type=Path, required=True, help="leaderboard.md or leaderboard.html")
+    board.add_argument("--rank-by", default="ssim", choices=list(METRICS))
+    board.add_argument("--difficulty", default="all", choices=["easy", "challenging", "all"])
+    board.add_argument("--subset", default="all", choices=["two_human", "multi_human", "all"])
+    board.add_argument(
+        "--allow-partial", action="store_true", help="show incomplete results, labelled PARTIAL"
+    )
+    return parser
+
+
+def _evaluate(args) -> int:
+    from accelerate import PartialState
+
+    from .model_card import PartialResultsError, write_model_card
+    from .scoring import evaluate_submission
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise SystemExit(f"mit-bench evaluate: unknown metric(s) {sorted(unknown)}, expected {list(METRICS)}")
+    state = PartialState()
+    results, report = evaluate_submission(
+        args.dataset,
+        args.predictions,
+        config=args.config,
+        metrics=metrics,
+        i3d_path=args.i3d,
+        model_name=args.model_name,
+        state=state,
+        progress=not args.no_progress,
+        cache_dir=args.cache_dir,
+    )
+    if not state.is_main_process:
+        return 0
+    if not report.ok:
+        print(report.format(), file=sys.stderr)
+    results.write_json(args.out)
+    print(results.markdown())
+    print(f"\nresults written to {args.out}")
+    status = 0 if results.complete else 1
+    if args.model_card:
+        try:
+            write_model_card(
+                results, args.model_card, dataset_id=args.dataset_id, allow_partial=args.allow_partial
+            )
+            print(f"model card written to {args.model_card}")
+        except PartialResultsError as error:
+            print(f"mit-bench evaluate: {error}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _validate(args) -> int:
+    from .submission import clip_specs, load_test_split, validate_submission
+
+    report = validate_submission(
+        args.predictions, clip_specs(load_test_split(args.dataset, args.config, args.cache_dir))
+    )
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _predict(args) -> int:
+    from accelerate import PartialState
+
+    from .predict import load_pipeline, predict_submission
+
+    state = PartialState()
+    pipeline = load_pipeline(args.model, device=args.device or state.device)
+    pipeline.set_progress_bar_config(disable=True)
+    summary = predict_submission(
+        pipeline,
+        args.dataset,
+        args.out,
+        config=args.config,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        num_frames=args.num_frames,
+        disable_iad=args.no_iad,
+        joint_pose=args.joint_pose,
+        clip_ids=args.clips.split(",") if args.clips else None,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        state=state,
+    )
+    if state.is_main_process:
+        print(
+            f"{len(summary.written)} clip(s) generated ({len(summary.redone)} replacing invalid files), "
+            f"{len(summary.skipped)} already finished; predictions in {summary.out_dir}"
+        )
+    return 0
+
+
+def _leaderboard(args) -> int:
+    from .leaderboard import build_leaderboard, write_leaderboard
+
+    board = build_leaderboard(
+        args.submissions,
+        rank_by=args.rank_by,
+        difficulty=args.difficulty,
+        subset=args.subset,
+        allow_partial=args.allow_partial,
+    )
+    out, plot = write_leaderboard(board, args.out)
+    print(board.markdown())
+    print(f"leaderboard written to {out} (plot: {plot})")
+    if not board.entries:
+        print("mit-bench leaderboard: no valid results file", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "evaluate": _evaluate,
+        "validate": _validate,
+        "predict": _predict,
+        "leaderboard": _leaderboard,
+    }
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mit-bench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

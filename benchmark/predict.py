@@ -1,0 +1,187 @@
+"""``mit-bench predict``: run a ``CovOGPipeline`` on every test clip to make a submission folder.
+
+Resumable: a clip whose mp4 already exists with the right frame count and size is skipped, and each mp4 is
+written atomically (temporary file + rename), so an interrupted run leaves only complete files. Every clip
+gets its own generator seeded from ``seed`` and the clip id, so the output of a clip does not depend on
+which clips ran before it, on resuming, or on how clips are split over ``accelerate`` processes.
+
+Ablations (the paper's AnimateAnyone-style rows): ``disable_iad=True`` runs the loaded pipeline with its
+Interactive Audio Driver switched off, ``joint_pose=True`` with the persons' pose maps composited and
+encoded once (the single pose guider). Both need the loaded pipeline to support them and fail with a clear
+error otherwise; a separately trained ablation model is simply another ``--model`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .submission import ClipSpec, check_shape, clip_specs, load_test_split
+
+MANIFEST = "predict_config.json"
+
+
+@dataclass
+class PredictSummary:
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    redone: list[str] = field(default_factory=list)  # existing files that were invalid and regenerated
+
+
+def clip_seed(seed: int, clip_id: str) -> int:
+    """Per-clip seed: independent of run order, resumption and process count."""
+    return (seed * 1_000_003 + zlib.crc32(clip_id.encode())) % (2**31)
+
+
+def is_finished(path: Path, spec: ClipSpec) -> bool:
+    """A prediction file that exists and has the clip's frame count and size (fps is the writer's)."""
+    from mit_dataset.video_io import probe_video
+
+    if not path.is_file():
+        return False
+    try:
+        info = probe_video(path)
+    except ValueError:
+        return False
+    return not check_shape(spec, info.num_frames, info.height, info.width)
+
+
+def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype=None):
+    """``CovOGPipeline.from_pretrained(model_dir)`` on ``device``."""
+    from covog_diffusers.pipelines.pipeline_covog import CovOGPipeline
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a saved CovOG pipeline (no model_index.json)")
+    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+    return CovOGPipeline.from_pretrained(model_dir, **kwargs).to(device)
+
+
+def ablation_kwargs(pipeline, disable_iad: bool = False, joint_pose: bool = False) -> dict:
+    """Call keyword arguments for the ablations, or a clear error when the pipeline cannot run them."""
+    import inspect
+
+    parameters = inspect.signature(type(pipeline).__call__).parameters
+    kwargs = {}
+    for flag, name, what in (
+        (disable_iad, "use_iad", "switching the Interactive Audio Driver off"),
+        (joint_pose, "joint_pose", "the joint pose guider"),
+    ):
+        if not flag:
+            continue
+        if name not in parameters:
+            raise ValueError(
+                f"{type(pipeline).__name__}.__call__ has no {name!r} argument: this pipeline does not support "
+                f"{what} at inference; pass the separately trained ablation model with --model instead"
+            )
+        kwargs[name] = name != "use_iad"  # use_iad=False, joint_pose=True
+    return kwargs
+
+
+def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Float ``(F, h, w, 3)`` frames resized to the clip size (bilinear, antialiased) when they differ."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2)
+    tensor = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return tensor.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def predict_submission(
+    pipeline,
+    dataset,
+    out_dir: str | Path,
+    *,
+    config: str | None = None,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 3.5,
+    seed: int = 0,
+    num_frames: int | None = None,
+    disable_iad: bool = False,
+    joint_pose: bool = False,
+    clip_ids: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    state=None,
+    pipeline_kwargs: dict | None = None,
+) -> PredictSummary:
+    """Generate ``{clip_id}.mp4`` in ``out_dir`` for every test clip (or ``clip_ids``), skipping finished
+    ones unless ``overwrite``. ``num_frames`` limits the generated length (then the submission is only
+    valid against a dataset cut the same way: leave it ``None`` for a real submission). With an
+    ``accelerate`` ``state`` of several processes, the clips are split between them."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    from covog_diffusers.video_export import export_to_video
+
+    state = state or PartialState()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = load_test_split(dataset, config)
+    specs = clip_specs(test)
+    if clip_ids is not None:
+        unknown = set(clip_ids) - {s.clip_id for s in specs}
+        if unknown:
+            raise ValueError(f"clip ids not in the test split: {sorted(unknown)}")
+        specs = [s for s in specs if s.clip_id in set(clip_ids)]
+    extra = dict(pipeline_kwargs or {})
+    extra.update(ablation_kwargs(pipeline, disable_iad, joint_pose))
+    settings = {
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "num_frames": num_frames,
+        "disable_iad": disable_iad,
+        "joint_pose": joint_pose,
+        **{k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))},
+    }
+    if state.is_main_process:
+        (out_dir / MANIFEST).write_text(json.dumps(settings, indent=2) + "\n")
+    index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
+    local = PredictSummary(out_dir)
+    with state.split_between_processes(specs) as mine:
+        for spec in tqdm(
+            mine, desc="predict", unit="clip", disable=not progress or not state.is_main_process
+        ):
+            path = out_dir / f"{spec.clip_id}.mp4"
+            if not overwrite and is_finished(path, spec):
+                local.skipped.append(spec.clip_id)
+                continue
+            if path.exists():
+                local.redone.append(spec.clip_id)
+            row = test[index[spec.clip_id]]
+            inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames)
+            generator = torch.Generator(device="cpu").manual_seed(clip_seed(seed, spec.clip_id))
+            output = pipeline(
+                **inputs,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                generator=generator,
+                output_type="np",
+                **extra,
+            )
+            frames = _resize(np.asarray(output.frames[0], dtype=np.float32), spec.height, spec.width)
+            export_to_video(
+                frames,
+                path,
+                fps=spec.fps,
+                audio=inputs.get("audio"),
+                sample_rate=inputs.get("sample_rate", 16_000),
+            )
+            local.written.append(spec.clip_id)
+    summary = PredictSummary(out_dir)
+    for part in gather_object([local]):
+        summary.written += part.written
+        summary.skipped += part.skipped
+        summary.redone += part.redone
+    return summary

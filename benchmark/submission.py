@@ -1,0 +1,291 @@
+"""Submission validation: check a predictions folder against the test split *before* any score is computed.
+
+A submission is a folder with one file per test clip, named by clip id: ``{clip_id}.mp4`` (H.264 or any
+codec FFmpeg reads) or ``{clip_id}.npy`` (raw frames, ``(F, H, W, 3)``, uint8 or float in [0, 1]; the fps of
+an ``.npy`` submission is taken to be the clip's). Each problem is reported, never raised, so one bad file
+cannot stop the check midway; scoring then runs only on the clips that passed and marks its results
+incomplete when any did not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mit_dataset.features import DIFFICULTIES, SUBSETS
+from mit_dataset.video_io import probe_video, read_video_frames
+
+#: File suffixes a prediction may have, in order of preference.
+PREDICTION_SUFFIXES = (".mp4", ".npy")
+
+#: Every kind of problem the validator reports (the ``kind`` of :class:`Problem`).
+PROBLEM_KINDS = (
+    "missing",  # an expected test clip has no prediction file
+    "extra",  # a prediction file names no test clip
+    "duplicate",  # a clip has several prediction files (e.g. .mp4 and .npy)
+    "unreadable",  # not a decodable video / array
+    "frame_count",  # number of frames differs from the clip's
+    "resolution",  # width x height differs from the clip's
+    "fps",  # frame rate differs from the clip's
+    "nan",  # NaN / inf / out-of-range pixel values, or a metric that came out non-finite
+)
+
+#: Frame rates closer than this are the same (mp4 time bases store 25 fps as e.g. 25/1 or 12800/512).
+FPS_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What a prediction for one test clip must look like, and where it belongs in Table 2."""
+
+    clip_id: str
+    subset: str
+    difficulty: str
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+
+
+def load_test_split(dataset, config: str | None = None, cache_dir: str | None = None):
+    """The test split as a ``datasets.Dataset`` from a dataset folder / Hub id (``load_dataset(dataset,
+    config, split="test")``), a ``DatasetDict`` or a ``Dataset`` (rows whose ``split`` is not "test" are
+    dropped)."""
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        if "test" not in dataset:
+            raise ValueError(f"dataset has no 'test' split (splits: {sorted(dataset)})")
+        dataset = dataset["test"]
+    elif not isinstance(dataset, datasets.Dataset):
+        try:
+            dataset = datasets.load_dataset(str(dataset), config, split="test", cache_dir=cache_dir)
+        except ValueError as error:
+            raise ValueError(
+                f"cannot load the test split of dataset {dataset!r} (config {config!r}): {error}"
+            )
+    if "split" in dataset.column_names and set(dataset.unique("split")) - {"test"}:
+        dataset = dataset.filter(lambda split: split == "test", input_columns="split")
+    if config in SUBSETS:
+        dataset = dataset.filter(lambda subset: subset == config, input_columns="subset")
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {dataset!r} has no test clips")
+    return dataset
+
+
+def clip_specs(test) -> list[ClipSpec]:
+    """One :class:`ClipSpec` per test row, read without decoding any video."""
+    columns = ["clip_id", "subset", "difficulty", "num_frames", "width", "height", "fps"]
+    table = test.select_columns(columns).to_dict()
+    specs = [ClipSpec(*values) for values in zip(*(table[c] for c in columns))]
+    seen = set()
+    for spec in specs:
+        if spec.clip_id in seen:
+            raise ValueError(f"test split has clip id {spec.clip_id!r} twice")
+        seen.add(spec.clip_id)
+        if spec.subset not in SUBSETS or spec.difficulty not in DIFFICULTIES:
+            raise ValueError(
+                f"test clip {spec.clip_id!r}: subset {spec.subset!r} / difficulty {spec.difficulty!r}, "
+                f"expected one of {SUBSETS} / {DIFFICULTIES}"
+            )
+    return specs
+
+
+@dataclass(frozen=True)
+class Problem:
+    clip_id: str
+    kind: str
+    message: str
+
+    def __post_init__(self):
+        if self.kind not in PROBLEM_KINDS:
+            raise ValueError(f"unknown problem kind {self.kind!r}, expected one of {PROBLEM_KINDS}")
+
+
+@dataclass
+class ValidationReport:
+    """Result of :func:`validate_submission`: the clips that may be scored and every problem found."""
+
+    predictions_dir: str
+    num_expected: int
+    valid: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problems_of(self, kind: str) -> list[Problem]:
+        return [p for p in self.problems if p.kind == kind]
+
+    def to_dict(self) -> dict:
+        return {
+            "predictions_dir": self.predictions_dir,
+            "num_expected": self.num_expected,
+            "num_valid": len(self.valid),
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+    def format(self) -> str:
+        """Human-readable report: a one-line verdict, then one line per problem grouped by kind."""
+        head = f"submission {self.predictions_dir}: {len(self.valid)}/{self.num_expected} clips valid" + (
+            "" if self.ok else f", {len(self.problems)} problem(s)"
+        )
+        lines = [head]
+        for kind in PROBLEM_KINDS:
+            found = self.problems_of(kind)
+            if found:
+                lines.append(f"  {kind} ({len(found)}):")
+                lines.extend(f"    - {p.message}" for p in found)
+        return "\n".join(lines)
+
+
+def prediction_files(predictions_dir: Path) -> dict[str, list[Path]]:
+    """Prediction files of a folder by clip id (hidden files, e.g. half-written temporaries, are skipped)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(predictions_dir).iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in PREDICTION_SUFFIXES:
+            continue
+        found.setdefault(path.stem, []).append(path)
+    return found
+
+
+def load_prediction_frames(path: Path) -> np.ndarray:
+    """Frames of one prediction file as ``(F, H, W, 3)``: uint8 from an mp4, the stored array (uint8 or float
+    in [0, 1], memory-mapped) from an ``.npy``; ``ValueError`` when unreadable."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return read_video_frames(path)
+    array = _load_npy(path)
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise ValueError(f"{path}: expected an (F, H, W, 3) array, got shape {array.shape}")
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{path}: dtype {array.dtype}, expected uint8 or float")
+    return array
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npy array ({error})") from error
+
+
+def check_frames(spec: ClipSpec, frames: np.ndarray, fps: float | None = None) -> list[Problem]:
+    """Problems of ``(F, H, W, 3)`` frames against ``spec``: shape, fps and (float) non-finite/out-of-range."""
+    problems = check_shape(spec, frames.shape[0], frames.shape[1], frames.shape[2], fps)
+    if np.issubdtype(frames.dtype, np.floating):
+        finite = np.isfinite(frames)
+        if not finite.all():
+            first = int(np.argwhere(~finite)[0][0])
+            problems.append(
+                Problem(
+                    spec.clip_id,
+                    "nan",
+                    f"{spec.clip_id}: {int((~finite).sum())} NaN/inf pixel values (first in frame {first})",
+                )
+            )
+        elif frames.size and (frames.min() < 0.0 or frames.max() > 1.0):
+            problems.append(
+                Problem(
+                    spec.clip_id,
+                    "nan",
+                    f"{spec.clip_id}: float pixel values in [{float(frames.min()):g}, "
+                    f"{float(frames.max()):g}], expected [0, 1]",
+                )
+            )
+    return problems
+
+
+def check_shape(
+    spec: ClipSpec, count: int, height: int, width: int, fps: float | None = None
+) -> list[Problem]:
+    """Problems of a frame count / size / fps against ``spec`` (fps ``None``: not checked)."""
+    problems = []
+    if count != spec.num_frames:
+        problems.append(
+            Problem(
+                spec.clip_id, "frame_count", f"{spec.clip_id}: {count} frames, expected {spec.num_frames}"
+            )
+        )
+    if (width, height) != (spec.width, spec.height):
+        problems.append(
+            Problem(
+                spec.clip_id,
+                "resolution",
+                f"{spec.clip_id}: {width}x{height}, expected {spec.width}x{spec.height}",
+            )
+        )
+    if fps is not None and not math.isclose(fps, spec.fps, abs_tol=FPS_TOLERANCE):
+        problems.append(Problem(spec.clip_id, "fps", f"{spec.clip_id}: {fps:g} fps, expected {spec.fps:g}"))
+    return problems
+
+
+def _check_file(spec: ClipSpec, path: Path) -> list[Problem]:
+    """Header-level check of one file (cheap: mp4s are probed, not decoded; .npy arrays are memory-mapped)."""
+    try:
+        if path.suffix.lower() == ".npy":
+            return check_frames(spec, load_prediction_frames(path))
+        info = probe_video(path)
+    except ValueError as error:
+        return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {error}")]
+    if info.num_frames == 0:
+        return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {path} has no decodable frames")]
+    return check_shape(spec, info.num_frames, info.height, info.width, fps=info.fps)
+
+
+def validate_submission(predictions_dir: str | Path, specs: Iterable[ClipSpec]) -> ValidationReport:
+    """Check a predictions folder against the expected test clips; every problem is collected, none raised.
+
+    Catches missing and extra clips, duplicates, unreadable files, wrong frame count / resolution / fps and
+    NaN/inf/out-of-range values (``.npy``). A clip that fails any check is left out of ``report.valid``.
+    """
+    predictions_dir = Path(predictions_dir)
+    specs = list(specs)
+    report = ValidationReport(str(predictions_dir), num_expected=len(specs))
+    if not predictions_dir.is_dir():
+        report.problems.extend(
+            Problem(s.clip_id, "missing", f"{s.clip_id}: predictions folder {predictions_dir} does not exist")
+            for s in specs
+        )
+        return report
+    files = prediction_files(predictions_dir)
+    expected = {s.clip_id for s in specs}
+    for spec in specs:
+        paths = files.get(spec.clip_id, [])
+        if not paths:
+            report.problems.append(
+                Problem(
+                    spec.clip_id, "missing", f"{spec.clip_id}: no {spec.clip_id}.mp4 (or .npy) prediction"
+                )
+            )
+            continue
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            report.problems.append(
+                Problem(spec.clip_id, "duplicate", f"{spec.clip_id}: several predictions ({names}), keep one")
+            )
+            continue
+        found = _check_file(spec, paths[0])
+        report.problems.extend(found)
+        if not found:
+            report.valid.append(spec.clip_id)
+    for clip_id in sorted(set(files) - expected):
+        for path in files[clip_id]:
+            report.problems.append(
+                Problem(clip_id, "extra", f"{path.name}: no test clip {clip_id!r} in the dataset")
+            )
+    return report
+
+
+def find_prediction(predictions_dir: str | Path, clip_id: str) -> Path:
+    """The one prediction file of ``clip_id`` (call after validation)."""
+    for suffix in PREDICTION_SUFFIXES:
+        path = Path(predictions_dir) / f"{clip_id}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no prediction for clip {clip_id!r} in {predictions_dir}")
