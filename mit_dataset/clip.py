@@ -23,6 +23,7 @@ from .features import (
     speaking_score_from_raw,
 )
 from .keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, clip_boxes
+from .video_io import probe_video
 
 
 class ClipValidationError(ValueError):
@@ -73,7 +74,13 @@ class ClipRecord:
         return ClipValidationError(f"clip {self.clip_id!r}: {what}")
 
     def validate(self) -> ClipRecord:
-        """Check every field; clip boxes that leave the frame (documented repair); raise otherwise."""
+        """Check every field; clip boxes that leave the frame (documented repair); raise otherwise.
+
+        The mp4 is probed: it must decode, and its frame count, size and fps must equal ``num_frames``,
+        ``width`` x ``height`` and ``fps``.
+        """
+        if not self.clip_id or not isinstance(self.clip_id, str) or any(c in self.clip_id for c in "/\\"):
+            raise ClipValidationError(f"clip {self.clip_id!r}: field 'clip_id' must be a non-empty name without '/'")
         if self.subset not in SUBSETS:
             raise self._fail(f"field 'subset' is {self.subset!r}, expected one of {SUBSETS}")
         if self.split not in SPLITS:
@@ -94,12 +101,31 @@ class ClipRecord:
             raise self._fail(
                 f"num_frames/width/height must be positive, got {self.num_frames}/{self.width}/{self.height}"
             )
-        if not Path(self.video_path).is_file():
-            raise self._fail(f"field 'video': file {str(self.video_path)!r} does not exist")
+        self._validate_video()
         self._validate_audio()
         for person in self.persons:
             self._validate_person(person)
         return self
+
+    def _validate_video(self) -> None:
+        path = Path(self.video_path)
+        if not path.is_file():
+            raise self._fail(f"field 'video': file {str(path)!r} does not exist")
+        try:
+            info = probe_video(path)
+        except ValueError as error:
+            raise self._fail(f"field 'video': {error}") from error
+        if info.num_frames != self.num_frames:
+            raise self._fail(
+                f"field 'video': {str(path)!r} has {info.num_frames} frames, expected num_frames={self.num_frames}"
+            )
+        if (info.width, info.height) != (self.width, self.height):
+            raise self._fail(
+                f"field 'video': {str(path)!r} is {info.width}x{info.height}, expected "
+                f"width x height = {self.width}x{self.height}"
+            )
+        if info.fps and abs(info.fps - self.fps) > 0.01:
+            raise self._fail(f"field 'video': {str(path)!r} runs at {info.fps:g} fps, expected fps={self.fps:g}")
 
     def _validate_audio(self) -> None:
         audio = np.asarray(self.audio)
@@ -134,6 +160,8 @@ class ClipRecord:
                 raise self._fail(f"{where}, field {name!r} contains NaN/inf (first at index {bad})")
         if len(person.mask_rle) != frames:
             raise self._fail(f"{where}, field 'mask_rle' has {len(person.mask_rle)} frames, expected {frames}")
+        if not all(isinstance(counts, str) for counts in person.mask_rle):
+            raise self._fail(f"{where}, field 'mask_rle' must hold COCO RLE counts strings")
         person.boxes = clip_boxes(person.boxes, self.width, self.height)
         person.face_boxes = clip_boxes(person.face_boxes, self.width, self.height)
 

@@ -1,0 +1,487 @@
+"""Official MIT per-clip folders: read them into :class:`~mit_dataset.clip.ClipRecord`, and write them.
+
+Layout of a folder of clips (what ``mit-talking export CLIPS`` reads)::
+
+    CLIPS/
+      splits.json          optional, ours: {"<clip name>": {"split": "test", "difficulty": "easy"}, ...}
+                           (a bare "train" / "test" string is accepted as the value; a test clip needs a
+                           difficulty, "easy" or "challenging"). Clips absent from it are train clips.
+      <clip name>/         {source}_{video}_{start:06d}to{end:06d}
+        video.mp4          the clip, 25 fps, with its audio track (decoded to 16 kHz mono)
+        meta.json          {"source", "video", "period": [t0, t1] (s), "num_speaker", "url"}; an optional
+                           "subset" overrides the show -> subset rule (TonightShow -> two_human,
+                           LateLateShow -> multi_human)
+        speaker_info_with_instance_bbox.json   (preferred) or speaker_info.json: one entry per person
+                           {"face_track": [[x1, y1, x2, y2], ...], "speaking_score": [...],
+                            "speak": [[s, e], ...], "listen": [[s, e], ...],
+                            "instance_bbox": [x1, y1, x2, y2] (static), "clip_range": [first, last]}
+                           plus optional "person_id" / "identity" (defaults "p{i}" and
+                           "{source}_{video}_p{i}")
+        pose/*.json        one Sapiens file per frame of video.mp4, in order of the number in the name;
+                           {"instance_info": [{"keypoints": [[x, y] x 133], "keypoint_scores": [133],
+                           ("bbox": [[x1, y1, x2, y2]], "bbox_score")}]}, both variants
+        pywork/tracks.pckl, pywork/scores.pckl   optional TalkNet-ASD demo outputs, used for persons
+                           without "speaking_score" (see :mod:`mit_dataset.talknet`)
+
+Known hazards of the partial release, and what the reader does:
+
+- ``clip_range`` (1-based, inclusive) selects the clip's entries of a person's per-frame arrays
+  (``face_track``, ``speaking_score``); without it the arrays are taken from index 0.
+- Frame count comes from decoding ``video.mp4`` (stream-copy cuts are not frame-accurate). When the
+  container's frame count disagrees with the decoded one the video is re-encoded (frame-accurate) into a
+  work folder and that copy is what the dataset embeds.
+- Arrays (and the pose files) exactly ONE frame short of the decoded frame count are repaired by repeating
+  the last value; any other length is an error naming the clip, person and field.
+- Pose-to-person assignment: per frame, the pose with the most keypoints (score >= 0.4) inside the
+  person's box; each pose goes to at most one person (most keypoints first). A person with no such pose in
+  a frame gets zero keypoints (score 0) there.
+- The person box is ``instance_bbox``; ``speaker_info.json`` has none, so the stand-in is the face box
+  widened to 3 face widths and extended down to the bottom of the frame.
+- Masks: real clips have no segmentation, so the stored mask is the documented stand-in
+  :func:`mit_dataset.masks.box_mask_rle` of the person box.
+- ``speaking_score`` values are taken as raw TalkNet logits (``speaking_score_raw``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .clip import ClipRecord, ClipValidationError, PersonTrack
+from .features import DIFFICULTIES, FPS, SAMPLING_RATE, SPLITS
+from .keypoints import NUM_WHOLEBODY_KEYPOINTS, WHOLEBODY_INDICES, wholebody_to_mit
+from .masks import box_mask_rle
+from .talknet import load_person_scores
+from .video_io import _encode_audio, probe_video, read_audio, read_video_frames, write_video
+
+SPLITS_FILE = "splits.json"
+SPEAKER_INFO_FILES = ("speaker_info_with_instance_bbox.json", "speaker_info.json")
+TALKNET_DIR = "pywork"
+#: Keypoints with at least this score count for pose-to-person assignment.
+ASSIGN_MIN_SCORE = 0.4
+#: Show -> subset (the paper's Table 2).
+SOURCE_SUBSETS = {"TonightShow": "two_human", "LateLateShow": "multi_human"}
+
+
+def is_clip_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "meta.json").is_file()
+
+
+def list_clip_folders(clips_dir: str | os.PathLike) -> list[Path]:
+    clips_dir = Path(clips_dir)
+    if not clips_dir.is_dir():
+        raise FileNotFoundError(f"{clips_dir}: no such folder of clips")
+    return sorted(path for path in clips_dir.iterdir() if is_clip_folder(path))
+
+
+def read_splits(clips_dir: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """``splits.json`` of a folder of clips as ``{clip name: (split, difficulty)}`` ({} when absent)."""
+    path = Path(clips_dir) / SPLITS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected an object {{clip name: {{'split', 'difficulty'}}}}")
+    splits = {}
+    for name, value in raw.items():
+        if isinstance(value, str):
+            value = {"split": value}
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: entry {name!r} must be a split name or {{'split', 'difficulty'}}")
+        split, difficulty = value.get("split", "train"), value.get("difficulty", "")
+        if split not in SPLITS:
+            raise ValueError(f"{path}: clip {name!r} has split {split!r}, expected one of {SPLITS}")
+        if split == "test" and difficulty not in DIFFICULTIES:
+            raise ValueError(f"{path}: test clip {name!r} needs a difficulty in {DIFFICULTIES}, got {difficulty!r}")
+        splits[name] = (split, difficulty if split == "test" else "")
+    return splits
+
+
+def read_meta(folder: Path) -> dict:
+    meta = _read_json(folder, "meta.json")
+    if not isinstance(meta, dict):
+        raise ClipValidationError(f"clip {folder.name!r}: meta.json must be an object")
+    return meta
+
+
+def clip_subset(folder: Path, meta: dict) -> str:
+    subset = meta.get("subset") or SOURCE_SUBSETS.get(meta.get("source", ""))
+    if subset is None:
+        raise ClipValidationError(
+            f"clip {folder.name!r}: meta.json field 'source' is {meta.get('source')!r}: not one of "
+            f"{sorted(SOURCE_SUBSETS)} and no 'subset' given"
+        )
+    return subset
+
+
+def _read_json(folder: Path, name: str):
+    path = folder / name
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ClipValidationError(f"clip {folder.name!r}: missing {name}") from error
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ClipValidationError(f"clip {folder.name!r}: {name} is not valid JSON ({error})") from error
+
+
+def count_decoded_frames(path: Path) -> int:
+    """Frames that actually decode (the container's count is wrong for stream-copy cuts)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def _fit_length(values: np.ndarray, frames: int, what: str) -> np.ndarray:
+    """Accept ``frames`` entries; repair exactly one missing trailing entry (repeat the last); else raise."""
+    if len(values) == frames:
+        return values
+    if len(values) == frames - 1 and len(values) > 0:
+        return np.concatenate([values, values[-1:]], axis=0)
+    raise ClipValidationError(f"{what} has {len(values)} frames, expected {frames} (or {frames - 1}, repaired)")
+
+
+def _person_array(entry: dict, key: str, frames: int, where: str, shape: tuple[int, ...]) -> np.ndarray:
+    if key not in entry:
+        raise ClipValidationError(f"{where}: field {key!r} is missing")
+    try:
+        values = np.asarray(entry[key], dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ClipValidationError(f"{where}: field {key!r} is not numeric ({error})") from error
+    if values.shape[1:] != shape or values.ndim != 1 + len(shape):
+        raise ClipValidationError(f"{where}: field {key!r} has shape {values.shape}, expected (F, *{shape})")
+    clip_range = entry.get("clip_range")
+    if clip_range is not None:
+        first, last = (int(v) for v in clip_range)
+        if first < 1 or last < first or first > len(values):
+            raise ClipValidationError(
+                f"{where}: field 'clip_range' {clip_range} does not fit {key!r} of length {len(values)}"
+            )
+        values = values[first - 1 : last]
+    return _fit_length(values, frames, f"{where}, field {key!r}")
+
+
+def _stand_in_box(face_boxes: np.ndarray, height: int) -> np.ndarray:
+    """Person box without ``instance_bbox``: face box widened to 3 face widths, down to the frame bottom."""
+    centre = (face_boxes[:, 0] + face_boxes[:, 2]) / 2
+    half = 1.5 * (face_boxes[:, 2] - face_boxes[:, 0])
+    bottom = np.full(len(face_boxes), height, np.float32)
+    return np.stack([centre - half, face_boxes[:, 1], centre + half, bottom], axis=1).astype(np.float32)
+
+
+def _pose_files(folder: Path) -> list[Path]:
+    files = list((folder / "pose").glob("*.json"))
+
+    def frame_number(path: Path):
+        digits = re.findall(r"\d+", path.stem)
+        return (int(digits[-1]) if digits else -1, path.name)
+
+    return sorted(files, key=frame_number)
+
+
+def _read_pose_frame(path: Path, clip: str) -> list[np.ndarray]:
+    """The (133, 3) poses of one Sapiens file (both variants)."""
+    try:
+        raw = json.loads(path.read_text())
+        poses = []
+        for instance in raw["instance_info"]:
+            xy = np.asarray(instance["keypoints"], np.float32).reshape(-1, 2)
+            scores = np.asarray(instance["keypoint_scores"], np.float32).reshape(-1)
+            if len(xy) != NUM_WHOLEBODY_KEYPOINTS or len(scores) != NUM_WHOLEBODY_KEYPOINTS:
+                raise ValueError(f"{len(xy)} points / {len(scores)} scores, expected 133")
+            poses.append(np.concatenate([xy, scores[:, None]], axis=1))
+        return poses
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ClipValidationError(f"clip {clip!r}: field 'pose' file {path.name} is not a Sapiens pose ({error})") from error
+
+
+def assign_poses(poses: list[np.ndarray], person_boxes: np.ndarray, min_score: float = ASSIGN_MIN_SCORE) -> list[int]:
+    """For one frame: index into ``poses`` per person (-1 if none): the pose with most confident keypoints
+    inside the person's box, each pose used at most once (pairs with the most keypoints first)."""
+    assignment = [-1] * len(person_boxes)
+    if not poses:
+        return assignment
+    stacked = np.stack(poses)  # (N, 133, 3)
+    x, y, confident = stacked[..., 0], stacked[..., 1], stacked[..., 2] >= min_score
+    counts = np.zeros((len(person_boxes), len(poses)), np.int64)
+    for i, (x1, y1, x2, y2) in enumerate(person_boxes):
+        counts[i] = (confident & (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)).sum(-1)
+    used = set()
+    for flat in np.argsort(-counts, axis=None, kind="stable"):
+        person, pose = divmod(int(flat), len(poses))
+        if counts[person, pose] == 0:
+            break
+        if assignment[person] == -1 and pose not in used:
+            assignment[person] = pose
+            used.add(pose)
+    return assignment
+
+
+def read_clip_folder(
+    folder: str | os.PathLike,
+    split: str = "train",
+    difficulty: str = "",
+    work_dir: str | os.PathLike | None = None,
+) -> ClipRecord:
+    """Read one official clip folder into a validated :class:`ClipRecord`.
+
+    ``work_dir`` receives a frame-accurate re-encode of ``video.mp4`` when the container's frame count is
+    wrong (without it such a clip is an error)."""
+    folder = Path(folder)
+    clip = folder.name
+    meta = read_meta(folder)
+    subset = clip_subset(folder, meta)
+    video_path = folder / "video.mp4"
+    try:
+        info = probe_video(video_path)
+        num_frames = count_decoded_frames(video_path)
+    except (ValueError, av.error.FFmpegError, OSError, IndexError) as error:
+        raise ClipValidationError(f"clip {clip!r}: field 'video': video.mp4 is missing or unreadable ({error})") from error
+    try:
+        audio = read_audio(video_path, SAMPLING_RATE)
+    except ValueError as error:
+        raise ClipValidationError(f"clip {clip!r}: field 'audio': {error}") from error
+    if info.num_frames != num_frames:
+        if work_dir is None:
+            raise ClipValidationError(
+                f"clip {clip!r}: field 'video': container says {info.num_frames} frames but {num_frames} decode; "
+                "pass work_dir to re-encode it frame-accurately"
+            )
+        video_path = write_video(Path(work_dir) / f"{clip}.mp4", read_video_frames(video_path), fps=info.fps or FPS)
+
+    speakers = None
+    for name in SPEAKER_INFO_FILES:
+        if (folder / name).is_file():
+            speakers = _read_json(folder, name)
+            break
+    if speakers is None:
+        raise ClipValidationError(f"clip {clip!r}: missing {' or '.join(SPEAKER_INFO_FILES)}")
+    if not isinstance(speakers, list) or not all(isinstance(entry, dict) for entry in speakers):
+        raise ClipValidationError(f"clip {clip!r}: speaker info must be a list of per-person objects")
+
+    width, height = info.width, info.height
+    source, video_id = str(meta.get("source", "")), str(meta.get("video", ""))
+    face_boxes, person_boxes, raw_scores = [], [], []
+    for index, entry in enumerate(speakers):
+        where = f"clip {clip!r}: person {entry.get('person_id', f'p{index}')!r}"
+        face = _person_array(entry, "face_track", num_frames, where, (4,))
+        face_boxes.append(face)
+        if "instance_bbox" in entry:
+            box = np.asarray(entry["instance_bbox"], np.float32).reshape(-1)
+            if box.shape != (4,):
+                raise ClipValidationError(f"{where}: field 'instance_bbox' must be [x1, y1, x2, y2]")
+            person_boxes.append(np.repeat(box[None], num_frames, 0))
+        else:
+            person_boxes.append(_stand_in_box(face, height))
+        if "speaking_score" in entry:
+            raw_scores.append(_person_array(entry, "speaking_score", num_frames, where, ()))
+        else:
+            raw_scores.append(None)
+    if any(score is None for score in raw_scores):
+        talknet = folder / TALKNET_DIR
+        if not (talknet / "tracks.pckl").is_file():
+            raise ClipValidationError(
+                f"clip {clip!r}: field 'speaking_score' missing and no {TALKNET_DIR}/tracks.pckl to derive it from"
+            )
+        try:
+            derived = load_person_scores(talknet, np.stack(face_boxes))
+        except ValueError as error:
+            raise ClipValidationError(f"clip {clip!r}: field 'speaking_score' (TalkNet import): {error}") from error
+        raw_scores = [derived[i] if score is None else score for i, score in enumerate(raw_scores)]
+
+    keypoints_133 = _read_poses(folder, clip, num_frames, np.stack(person_boxes) if person_boxes else None)
+    persons = []
+    for index, entry in enumerate(speakers):
+        persons.append(
+            PersonTrack(
+                person_id=str(entry.get("person_id", f"p{index}")),
+                identity=str(entry.get("identity", f"{source}_{video_id}_p{index}")),
+                keypoints=wholebody_to_mit(keypoints_133[index]),
+                boxes=person_boxes[index],
+                face_boxes=face_boxes[index],
+                speaking_score_raw=raw_scores[index],
+                mask_rle=[box_mask_rle(box, height, width) for box in person_boxes[index]],
+                keypoints_133=keypoints_133[index],
+            )
+        )
+    record = ClipRecord(
+        clip_id=clip,
+        source=source,
+        subset=subset,
+        split=split,
+        difficulty=difficulty,
+        video_path=video_path,
+        audio=audio,
+        num_frames=num_frames,
+        width=width,
+        height=height,
+        persons=persons,
+        fps=info.fps or FPS,
+        metadata={k: meta[k] for k in ("video", "period", "num_speaker", "url") if k in meta},
+    )
+    return record.validate()
+
+
+def _read_poses(folder: Path, clip: str, num_frames: int, person_boxes: np.ndarray | None) -> np.ndarray:
+    """``(P, F, 133, 3)`` assigned poses (zeros where a person has none)."""
+    num_persons = 0 if person_boxes is None else len(person_boxes)
+    files = _pose_files(folder)
+    result = np.zeros((num_persons, num_frames, NUM_WHOLEBODY_KEYPOINTS, 3), np.float32)
+    if len(files) not in (num_frames, num_frames - 1):
+        raise ClipValidationError(
+            f"clip {clip!r}: field 'pose' has {len(files)} files in pose/, expected {num_frames} "
+            f"(or {num_frames - 1}, repaired)"
+        )
+    for t, path in enumerate(files):
+        poses = _read_pose_frame(path, clip)
+        for person, pose in enumerate(assign_poses(poses, person_boxes[:, t]) if num_persons else []):
+            if pose >= 0:
+                result[person, t] = poses[pose]
+    if len(files) == num_frames - 1:
+        result[:, -1] = result[:, -2]
+    return result
+
+
+def iter_clip_records(
+    clips_dir: str | os.PathLike, subsets=None, clip_names=None, work_dir: str | os.PathLike | None = None
+) -> Iterator[ClipRecord]:
+    """Read the clip folders under ``clips_dir`` one at a time (only those of ``subsets`` / named in
+    ``clip_names`` when given), with split and difficulty from ``splits.json``. Re-encoded videos go to
+    ``work_dir`` (a temporary folder, removed when the iteration ends, when not given)."""
+    splits = read_splits(clips_dir)
+    folders = list_clip_folders(clips_dir)
+    if not folders:
+        raise FileNotFoundError(f"{clips_dir}: no clip folders (sub-folders with meta.json)")
+    unknown = sorted(set(splits) - {folder.name for folder in folders})
+    if unknown:
+        raise ValueError(f"{Path(clips_dir) / SPLITS_FILE}: clips {unknown[:5]} have no clip folder")
+    if clip_names is not None:
+        folders = [folder for folder in folders if folder.name in set(clip_names)]
+    if subsets is not None:
+        folders = [folder for folder in folders if clip_subset(folder, read_meta(folder)) in subsets]
+    with tempfile.TemporaryDirectory(prefix="mit-reencode-") as default_work_dir:
+        for folder in folders:
+            split, difficulty = splits.get(folder.name, ("train", ""))
+            yield read_clip_folder(folder, split, difficulty, work_dir=work_dir or default_work_dir)
+
+
+# ----------------------------------------------------------------------------------------------- writer
+
+
+def _segments(mask: np.ndarray) -> list[list[int]]:
+    """``[[start, end], ...]`` inclusive frame ranges where ``mask`` is true."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [[int(s), int(e) - 1] for s, e in zip(edges[::2], edges[1::2])]
+
+
+def _mux_with_audio(video: Path, audio: np.ndarray, dest: Path) -> None:
+    """Copy the video stream's packets (no re-encode) and add ``audio`` as AAC."""
+    with av.open(str(video)) as source, av.open(str(dest), mode="w", format="mp4") as target:
+        in_stream = source.streams.video[0]
+        out_stream = target.add_stream_from_template(in_stream)
+        audio_stream = target.add_stream("aac", rate=SAMPLING_RATE, layout="mono")
+        for packet in source.demux(in_stream):
+            if packet.dts is None:
+                continue
+            packet.stream = out_stream
+            target.mux(packet)
+        _encode_audio(target, audio_stream, np.asarray(audio, np.float32), SAMPLING_RATE)
+
+
+def _pose_133(person: PersonTrack) -> np.ndarray:
+    if person.keypoints_133 is not None:
+        return np.asarray(person.keypoints_133, np.float32)
+    full = np.zeros((len(person.keypoints), NUM_WHOLEBODY_KEYPOINTS, 3), np.float32)
+    full[:, list(WHOLEBODY_INDICES)] = person.keypoints
+    return full
+
+
+def _floats(array: np.ndarray) -> list:
+    return np.asarray(array, np.float32).tolist()
+
+
+def write_clip_folder(record: ClipRecord, clips_dir: str | os.PathLike, with_instance_bbox: bool = True) -> Path:
+    """Write ``record`` as an official clip folder ``clips_dir/<clip_id>`` (atomically) and return it.
+
+    The video stream is copied as is and the audio muxed in; poses go to ``pose/{t + 1:06d}.json``
+    (133 points; the 74 points outside the MIT subset get score 0 when the record has no raw 133 points);
+    with ``with_instance_bbox`` the speaker info is ``speaker_info_with_instance_bbox.json`` carrying a
+    static ``instance_bbox`` (the union of the person's boxes) and ``clip_range`` [1, F], otherwise
+    ``speaker_info.json``. The split is not written here: see :func:`write_clip_folders`."""
+    record.validate()
+    clips_dir = Path(clips_dir)
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    target = clips_dir / record.clip_id
+    if target.exists():
+        raise FileExistsError(f"{target} already exists")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{record.clip_id}.tmp-", dir=clips_dir))
+    try:
+        _mux_with_audio(Path(record.video_path), record.audio, tmp / "video.mp4")
+        meta = {
+            "source": record.source,
+            "video": record.metadata.get("video", record.clip_id),
+            "period": record.metadata.get("period", [0.0, record.num_frames / record.fps]),
+            "num_speaker": len(record.persons),
+            "url": record.metadata.get("url", ""),
+            "subset": record.subset,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        speakers = []
+        for person in record.persons:
+            raw = np.asarray(person.speaking_score_raw, np.float32)
+            entry = {
+                "person_id": person.person_id,
+                "identity": person.identity,
+                "face_track": _floats(person.face_boxes),
+                "speaking_score": _floats(raw),
+                "speak": _segments(raw > 0),
+                "listen": _segments(raw <= 0),
+            }
+            if with_instance_bbox:
+                boxes = np.asarray(person.boxes, np.float32)
+                entry["instance_bbox"] = _floats(np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)]))
+                entry["clip_range"] = [1, record.num_frames]
+            speakers.append(entry)
+        name = SPEAKER_INFO_FILES[0] if with_instance_bbox else SPEAKER_INFO_FILES[1]
+        (tmp / name).write_text(json.dumps(speakers))
+        (tmp / "pose").mkdir()
+        poses = [_pose_133(person) for person in record.persons]
+        for t in range(record.num_frames):
+            instances = [
+                {
+                    "keypoints": _floats(pose[t, :, :2]),
+                    "keypoint_scores": _floats(pose[t, :, 2]),
+                    "bbox": [_floats(person.boxes[t])],
+                    "bbox_score": 1.0,
+                }
+                for person, pose in zip(record.persons, poses)
+            ]
+            (tmp / "pose" / f"{t + 1:06d}.json").write_text(json.dumps({"instance_info": instances}))
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def write_clip_folders(records, clips_dir: str | os.PathLike, with_instance_bbox: bool = True) -> Path:
+    """Write every record as a clip folder under ``clips_dir`` plus ``splits.json`` (test clips only)."""
+    clips_dir = Path(clips_dir)
+    splits = {}
+    for record in records:
+        write_clip_folder(record, clips_dir, with_instance_bbox=with_instance_bbox)
+        if record.split != "train":
+            splits[record.clip_id] = {"split": record.split, "difficulty": record.difficulty}
+    (clips_dir / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
+    return clips_dir

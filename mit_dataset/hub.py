@@ -1,0 +1,274 @@
+"""The script-free Hub layout of MIT: write it, make it from synthetic data or raw clip folders, push it.
+
+Layout of a dataset folder::
+
+    README.md                                   dataset card; YAML header = configs + typed features
+    data/{subset}/{split}-{i:05d}-of-{n:05d}.parquet
+
+One Parquet row per clip with the columns of :data:`~mit_dataset.features.MIT_FEATURES`; the mp4 and
+audio bytes are embedded (``datasets`` resolves paths inside Parquet against the current directory, so
+paths would break as soon as the folder is loaded from elsewhere). Configs: ``all`` (default, both
+subsets), ``two_human`` and ``multi_human``; splits ``train`` and ``test``. ``load_dataset(folder)``,
+``load_dataset(folder, "two_human")`` and ``streaming=True`` all work without a loading script.
+
+Every writer here is atomic: the folder is built in a temporary directory beside ``out`` and renamed into
+place only when complete; on any failure nothing is left at ``out`` and the temporary directory is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from datasets.arrow_writer import ParquetWriter
+from tqdm.auto import tqdm
+
+from .card import build_dataset_card
+from .clip import ClipRecord, ClipValidationError
+from .features import MIT_FEATURES, SPLITS, SUBSETS
+
+#: Shards are cut when the next clip would take a shard's embedded video/audio/array bytes past this.
+DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def write_dataset_folder(
+    records: Iterable[ClipRecord],
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: bool = True,
+) -> Path:
+    """Write clips as a script-free MIT dataset folder at ``out`` and return its path.
+
+    A list or tuple of records is validated completely before anything is written; any other iterable
+    (e.g. a generator reading clip folders one at a time, to keep memory bounded) is validated record by
+    record just before each is written. Either way a bad record raises
+    :class:`~mit_dataset.clip.ClipValidationError` naming the clip and field, and leaves nothing behind.
+    An existing ``out`` is an error unless ``overwrite``; then it is replaced once the new folder is
+    complete (only a folder that looks like a dataset folder, or an empty one, is ever replaced).
+    """
+    out = Path(out)
+    _check_target(out, overwrite)
+    validated = isinstance(records, (list, tuple))
+    if validated:
+        for _ in _validated(records):
+            pass
+    with _atomic_folder(out, overwrite) as tmp:
+        _write_shards(records, tmp, max_shard_bytes, progress, validated)
+    return out
+
+
+def _validated(records: Iterable[ClipRecord]) -> Iterator[ClipRecord]:
+    """Validate each record and check clip ids are unique, lazily."""
+    seen: set[str] = set()
+    for record in records:
+        record.validate()
+        if record.clip_id in seen:
+            raise ClipValidationError(f"clip {record.clip_id!r}: field 'clip_id' is not unique")
+        seen.add(record.clip_id)
+        yield record
+
+
+def _row_bytes(record: ClipRecord) -> int:
+    """Size estimate of a clip's row: embedded video bytes + 4 bytes per audio sample + the arrays."""
+    size = Path(record.video_path).stat().st_size + 4 * len(record.audio)
+    for person in record.persons:
+        size += sum(np.asarray(a).nbytes for a in (person.keypoints, person.boxes, person.face_boxes))
+        size += 8 * len(person.speaking_score_raw) + sum(len(m) for m in person.mask_rle)
+        if person.keypoints_133 is not None:
+            size += np.asarray(person.keypoints_133).nbytes
+    return size
+
+
+class _ShardSet:
+    """Shards of one (subset, split): written under temporary names, named ``-of-n`` at the end."""
+
+    def __init__(self, folder: Path, split: str, max_bytes: int):
+        self.folder, self.split, self.max_bytes = folder, split, max_bytes
+        self.paths: list[Path] = []
+        self.writer: ParquetWriter | None = None
+        self.shard_bytes = 0
+        self.num_examples = 0
+        self.num_bytes = 0
+
+    def write(self, record: ClipRecord) -> None:
+        size = _row_bytes(record)
+        if self.writer is not None and self.shard_bytes + size > self.max_bytes:
+            self._finish_shard()
+        if self.writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f".{self.split}-{len(self.paths):05d}.partial"
+            self.paths.append(path)
+            self.writer = ParquetWriter(features=MIT_FEATURES, path=str(path), writer_batch_size=1)
+        self.writer.write(MIT_FEATURES.encode_example(record.to_row()))
+        self.shard_bytes += size
+
+    def _finish_shard(self) -> None:
+        num_examples, num_bytes = self.writer.finalize()
+        self.writer.close()
+        self.writer = None
+        self.shard_bytes = 0
+        self.num_examples += num_examples
+        self.num_bytes += num_bytes
+
+    def close(self, root: Path) -> list[str]:
+        """Finish the last shard, give every shard its final name; returns paths relative to ``root``."""
+        if self.writer is not None:
+            self._finish_shard()
+        final = []
+        for index, path in enumerate(self.paths):
+            target = path.with_name(shard_name(self.split, index, len(self.paths)))
+            path.rename(target)
+            final.append(target.relative_to(root).as_posix())
+        return final
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _write_shards(
+    records: Iterable[ClipRecord], root: Path, max_shard_bytes: int, progress: bool, validated: bool
+) -> None:
+    shard_sets: dict[tuple[str, str], _ShardSet] = {}
+    if not validated:
+        records = _validated(records)
+    try:
+        for record in tqdm(records, desc="writing MIT clips", unit="clip", disable=not progress):
+            key = (record.subset, record.split)
+            if key not in shard_sets:
+                shard_sets[key] = _ShardSet(root / "data" / record.subset, record.split, max_shard_bytes)
+            shard_sets[key].write(record)
+    except BaseException:
+        for shard_set in shard_sets.values():
+            shard_set.abort()
+        raise
+    if not shard_sets:
+        raise ValueError("no clips to write: a dataset folder needs at least one clip")
+    shards: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for subset in SUBSETS:
+        for split in SPLITS:
+            shard_set = shard_sets.get((subset, split))
+            if shard_set is not None:
+                shards[subset][split] = shard_set.close(root)
+                counts[subset][split] = (shard_set.num_examples, shard_set.num_bytes)
+    build_dataset_card(shards, counts).save(root / "README.md")
+
+
+def _looks_like_dataset_folder(path: Path) -> bool:
+    return path.is_dir() and (not any(path.iterdir()) or ((path / "README.md").is_file() and (path / "data").is_dir()))
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        if not _looks_like_dataset_folder(out):
+            raise FileExistsError(
+                f"{out} exists and is not an MIT dataset folder (README.md + data/); refusing to replace it"
+            )
+
+
+@contextmanager
+def _atomic_folder(out: Path, overwrite: bool):
+    """Yield a temporary directory beside ``out``; on success rename it to ``out`` (replacing an existing
+    folder when ``overwrite``), on failure remove it. The old folder is moved aside first and deleted only
+    after the new one is in place, and put back if that rename fails."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        _check_target(out, overwrite)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / out.name)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old / out.name, out)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_synthetic_dataset(
+    out: str | os.PathLike,
+    num_clips: int = 12,
+    seed: int = 0,
+    width: int = 256,
+    height: int = 144,
+    seconds: float = 3.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate ``num_clips`` synthetic MIT clips (:func:`mit_dataset.synthetic.generate_records`) and write
+    them as a dataset folder at ``out`` (the ``mit-talking synth`` command)."""
+    from .synthetic import generate_records
+
+    out = Path(out)
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as work:
+        records = generate_records(
+            Path(work), num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
+        )
+        return write_dataset_folder(records, out, overwrite=overwrite, progress=progress)
+
+
+def export_clip_folders(
+    clips_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    progress: bool = True,
+) -> Path:
+    """Export official per-clip folders (see :mod:`mit_dataset.clip_folder`) under ``clips_dir`` to a
+    dataset folder at ``out`` (the ``mit-talking export`` command). Clips are read one at a time through
+    :class:`~mit_dataset.builder.MITClipFolderBuilder`'s reader, so memory stays bounded."""
+    from .builder import MITClipFolderBuilder
+
+    out = Path(out)
+    _check_target(out, overwrite)
+    records = MITClipFolderBuilder.iter_records(clips_dir)
+    return write_dataset_folder(records, out, overwrite=overwrite, max_shard_bytes=max_shard_bytes, progress=progress)
+
+
+def push_dataset_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload MIT dataset folder",
+):
+    """Create (if needed) the dataset repo ``repo_id`` and upload a dataset folder to it in one commit.
+    Returns the commit info of :meth:`huggingface_hub.HfApi.upload_folder`."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not ((folder / "README.md").is_file() and (folder / "data").is_dir()):
+        raise ValueError(f"{folder} is not an MIT dataset folder (README.md + data/)")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=str(folder),
+        commit_message=commit_message,
+        allow_patterns=["README.md", "data/**"],
+    )
