@@ -1,0 +1,84 @@
+"""PSNR between generated videos and their references, per frame, as the MIT benchmark computes it."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from benchmark.video_metrics import score_video_pair
+
+_DESCRIPTION = """
+Peak signal-to-noise ratio per frame, 10 log10(R^2 / MSE) over all pixels and RGB channels, with an explicit
+data range R (255 for decoded videos: frames are cast to float before subtracting, so there is no uint8
+overflow). A video's value is the mean over its frames, clamped per frame at max_db (identical frames have an
+infinite PSNR); the result is the mean over videos. Per-frame values equal scikit-image's
+peak_signal_noise_ratio.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of `str`): paths of the generated videos.
+    references (`list` of `str`): paths of the reference videos, same frame count and size.
+    data_range (`float`, optional): R; default 255 (decoded uint8 frames).
+    max_db (`float`, optional): per-frame clamp, default 100 dB; None keeps inf.
+    truncate (`bool`): compare the common prefix when frame counts differ (default: error).
+    resize_prediction (`bool`): resize predictions to the reference size (default: error when sizes differ).
+    device (`str`, optional): torch device; default cuda when available.
+Returns:
+    psnr (`float`): mean over videos of the per-video mean PSNR in dB.
+    psnr_per_video (`list` of `float`), num_videos (`int`), num_frames (`int`): frames scored in total.
+Examples:
+    >>> psnr = evaluate.load("benchmark/metrics/psnr")
+    >>> psnr.compute(predictions=["generated.mp4"], references=["reference.mp4"])["psnr"]  # doctest: +SKIP
+"""
+
+_CITATION = """
+@article{hore2010image,
+  title={Image quality metrics: PSNR vs. SSIM},
+  author={Hor{\\'e}, Alain and Ziou, Djemel},
+  journal={ICPR},
+  year={2010}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Psnr(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+        )
+
+    def _compute(
+        self,
+        predictions,
+        references,
+        data_range=None,
+        max_db=100.0,
+        truncate=False,
+        resize_prediction=False,
+        device=None,
+    ):
+        per_video, num_frames = [], 0
+        for prediction, reference in zip(predictions, references):
+            frames = score_video_pair(
+                prediction,
+                reference,
+                ("psnr",),
+                data_range=data_range,
+                truncate=truncate,
+                resize_prediction=resize_prediction,
+                device=device,
+            )["psnr"]
+            if max_db is not None:
+                frames = np.minimum(frames, max_db)
+            per_video.append(float(np.mean(frames)))
+            num_frames += len(frames)
+        return {
+            "psnr": float(np.mean(per_video)) if per_video else float("nan"),
+            "psnr_per_video": per_video,
+            "num_videos": len(per_video),
+            "num_frames": num_frames,
+        }

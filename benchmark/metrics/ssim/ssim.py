@@ -1,0 +1,93 @@
+"""SSIM between generated videos and their references, per frame, as the MIT benchmark computes it."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from benchmark.video_metrics import SSIM_CONVENTIONS
+from benchmark.video_metrics import score_video_pair
+
+_DESCRIPTION = """
+Structural similarity per frame with an explicit data range (255 for decoded videos). Two conventions:
+"gaussian_rgb" (default, the reference): Gaussian window sigma 1.5 truncated at 3.5 sigma (11x11), population
+covariance, K1 = 0.01, K2 = 0.03, per RGB channel then averaged, the 5-pixel border excluded; equal to
+scikit-image structural_similarity(channel_axis=-1, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=R). "grayscale_7x7" (what many talking-head papers reported): luma
+0.299 R + 0.587 G + 0.114 B, 7x7 uniform window, sample covariance; equal to scikit-image's default
+structural_similarity on those grayscale frames. A video's value is the mean over frames; the result the mean
+over videos. Values of the two conventions are not comparable.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list` of `str`): paths of the generated videos.
+    references (`list` of `str`): paths of the reference videos, same frame count and size.
+    convention (`str`): "gaussian_rgb" (default) or "grayscale_7x7".
+    data_range (`float`, optional): default 255 (decoded uint8 frames).
+    truncate (`bool`): compare the common prefix when frame counts differ (default: error).
+    resize_prediction (`bool`): resize predictions to the reference size (default: error when sizes differ).
+    device (`str`, optional): torch device; default cuda when available.
+Returns:
+    ssim (`float`): mean over videos of the per-video mean SSIM.
+    ssim_per_video (`list` of `float`), convention (`str`), num_videos (`int`), num_frames (`int`).
+Examples:
+    >>> ssim = evaluate.load("benchmark/metrics/ssim")
+    >>> ssim.compute(predictions=["generated.mp4"], references=["reference.mp4"])["ssim"]  # doctest: +SKIP
+"""
+
+_CITATION = """
+@article{wang2004image,
+  title={Image quality assessment: from error visibility to structural similarity},
+  author={Wang, Zhou and Bovik, Alan C and Sheikh, Hamid R and Simoncelli, Eero P},
+  journal={IEEE Transactions on Image Processing},
+  volume={13},
+  number={4},
+  pages={600--612},
+  year={2004}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Ssim(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+        )
+
+    def _compute(
+        self,
+        predictions,
+        references,
+        convention="gaussian_rgb",
+        data_range=None,
+        truncate=False,
+        resize_prediction=False,
+        device=None,
+    ):
+        if convention not in SSIM_CONVENTIONS:
+            raise ValueError(f"convention must be one of {SSIM_CONVENTIONS}, got {convention!r}")
+        per_video, num_frames = [], 0
+        for prediction, reference in zip(predictions, references):
+            frames = score_video_pair(
+                prediction,
+                reference,
+                ("ssim",),
+                data_range=data_range,
+                ssim_convention=convention,
+                truncate=truncate,
+                resize_prediction=resize_prediction,
+                device=device,
+            )["ssim"]
+            per_video.append(float(np.mean(frames)))
+            num_frames += len(frames)
+        return {
+            "ssim": float(np.mean(per_video)) if per_video else float("nan"),
+            "ssim_per_video": per_video,
+            "convention": convention,
+            "num_videos": len(per_video),
+            "num_frames": num_frames,
+        }

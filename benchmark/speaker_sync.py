@@ -1,0 +1,208 @@
+"""Per-speaker audio-visual interaction score with no pretrained weights ("speaker sync").
+
+Existing lip-sync metrics (SyncNet Sync-C/D) score every face against the *mixed* audio; in a conversation
+only the current speaker should move their lips. This metric asks, per person: does the mouth move when this
+person speaks, and stay still when they listen?
+
+For each person ``p`` and frame ``t`` (``F`` frames):
+
+1. Mouth box: the lower part of the face box -- rows ``[0.55, 1.0]`` of its height and columns ``[0.2, 0.8]`` of
+   its width (``MOUTH_REGION``); boxes are given in the pixels of the video scored, or in those of an
+   ``annotation_size = (width, height)`` frame and rescaled to the video's size.
+2. Motion energy ``e[p, t]``: mean absolute difference of luma (0..1) between frames ``t`` and ``t - 1`` inside
+   the mouth box of frame ``t``, both sampled with the same box at ``CROP_SIZE`` (bilinear); minus the same
+   energy of the upper face band (rows ``[0.15, 0.45]``, the eyes), clipped at 0, which removes whole-head
+   motion (nodding, camera shake) that is not mouth motion. ``e[p, 0] = e[p, 1]``. Then a centred moving
+   average over ``smooth_frames`` frames (mouth motion alternates with still open/closed poses).
+3. Speaker sync of ``p``: the Pearson correlation over frames between ``e[p]`` and the speaking score ``s[p]``
+   (in [-1, 1], > 0 speaking). Undefined (NaN, not averaged) when either is constant. The video's value is the
+   mean over persons; a set's value the mean over videos.
+4. False-talking rate: the fraction of listening frames (``s < 0``, all persons) whose energy exceeds a
+   threshold calibrated on the same video's speaking frames (``s > 0``): the ``threshold_quantile`` (0.25)
+   quantile of their energies, i.e. a level three quarters of real speaking frames exceed. NaN when the video
+   has no speaking or no listening frame.
+
+Public API (stable; used by ``benchmark/metrics/speaker_sync`` and the ``mit-bench`` runner):
+
+- ``mouth_motion_energy(video, face_boxes, ...) -> np.ndarray (P, F)``.
+- ``speaker_sync_scores(energy, speaking_scores, ...) -> dict`` (the statistics above from energies).
+- ``score_video(video, face_boxes, speaking_scores, annotation_size=None, ...) -> dict``: ``{"speaker_sync",
+  "per_person", "false_talking_rate", "threshold", "num_listening_frames", "num_speaking_frames"}``.
+- ``clip_speaker_sync(prediction, row) -> float | None``: the speaker-sync value of a generated video (path or
+  ``(F, H, W, 3)`` array) against an MIT dataset row (``persons[*].face_boxes`` / ``speaking_score`` in the
+  row's ``width x height`` pixels); None when no person's value is defined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.video_loading import VideoInput
+from benchmark.video_loading import iter_frame_chunks
+
+#: Mouth and upper-face (eyes) bands as (top, bottom, left, right) fractions of the face box.
+MOUTH_REGION = (0.55, 1.0, 0.2, 0.8)
+UPPER_FACE_REGION = (0.15, 0.45, 0.2, 0.8)
+#: (height, width) at which each region is resampled before differencing.
+CROP_SIZE = (16, 24)
+LUMA_BT601 = (0.299, 0.587, 0.114)
+
+
+def _as_float_array(values, name: str, shape_tail: tuple) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 + len(shape_tail) + 1 or tuple(array.shape[2:]) != shape_tail:
+        raise ValueError(f"{name} must have shape (P, F{''.join(f', {d}' for d in shape_tail)}), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def region_boxes(face_boxes: np.ndarray, region: Sequence[float]) -> np.ndarray:
+    """Sub-boxes ``(..., 4)`` xyxy of face boxes: ``region`` = (top, bottom, left, right) fractions."""
+    top, bottom, left, right = region
+    x1, y1, x2, y2 = np.moveaxis(np.asarray(face_boxes, np.float64), -1, 0)
+    w, h = x2 - x1, y2 - y1
+    return np.stack([x1 + left * w, y1 + top * h, x1 + right * w, y1 + bottom * h], axis=-1)
+
+
+def _sampling_grid(boxes: torch.Tensor, height: int, width: int, size: tuple[int, int]) -> torch.Tensor:
+    """``grid_sample`` grids ``(N, h, w, 2)`` covering xyxy pixel boxes ``(N, 4)`` (align_corners=False)."""
+    h, w = size
+    ty = (torch.arange(h, dtype=boxes.dtype, device=boxes.device) + 0.5) / h
+    tx = (torch.arange(w, dtype=boxes.dtype, device=boxes.device) + 0.5) / w
+    x = boxes[:, 0, None] + tx[None] * (boxes[:, 2] - boxes[:, 0])[:, None]  # (N, w) pixel coordinates
+    y = boxes[:, 1, None] + ty[None] * (boxes[:, 3] - boxes[:, 1])[:, None]  # (N, h)
+    gx = (2 * x / width - 1)[:, None, :].expand(-1, h, -1)
+    gy = (2 * y / height - 1)[:, :, None].expand(-1, -1, w)
+    return torch.stack([gx, gy], dim=-1)
+
+
+@torch.no_grad()
+def _region_motion(luma_prev, luma_cur, boxes, size) -> torch.Tensor:
+    """Mean |cur - prev| inside each frame's box (sampled with the same box in both frames): ``(N,)``."""
+    n, _, height, width = luma_cur.shape
+    grid = _sampling_grid(boxes, height, width, size)
+    cur = F.grid_sample(luma_cur, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    prev = F.grid_sample(luma_prev, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (cur - prev).abs().flatten(1).mean(1)
+
+
+@torch.no_grad()
+def mouth_motion_energy(
+    video: VideoInput,
+    face_boxes,
+    annotation_size: tuple[float, float] | None = None,
+    compensate_head_motion: bool = True,
+    chunk_frames: int = 64,
+    device=None,
+) -> np.ndarray:
+    """Raw (unsmoothed) mouth motion energy ``(P, F)`` of a video (path or ``(F, H, W, 3)`` array).
+
+    ``face_boxes``: ``(P, F, 4)`` xyxy in video pixels, or in pixels of an ``annotation_size = (width, height)``
+    frame (rescaled to the video's size). The video must have at least ``F`` frames; the first ``F`` are used.
+    """
+    boxes = _as_float_array(face_boxes, "face_boxes", (4,))
+    num_persons, num_frames = boxes.shape[:2]
+    if num_frames < 2:
+        raise ValueError(f"speaker sync needs at least 2 frames, got {num_frames}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    regions = [MOUTH_REGION] + ([UPPER_FACE_REGION] if compensate_head_motion else [])
+    luma_weights = torch.tensor(LUMA_BT601, device=device).view(1, 3, 1, 1)
+    energy = torch.zeros(len(regions), num_persons, num_frames, device=device)
+    previous = None  # last luma frame of the previous chunk
+    start = 0
+    for chunk in iter_frame_chunks(video, chunk_frames, num_frames):
+        if previous is None:
+            if annotation_size is not None:
+                height, width = chunk.shape[1:3]
+                boxes = boxes * np.tile([width / annotation_size[0], height / annotation_size[1]], 2)
+            region_tensors = [torch.from_numpy(region_boxes(boxes, r)).float().to(device) for r in regions]
+        frames = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
+        scale = 255.0 if frames.dtype == torch.uint8 else 1.0
+        luma = (frames.permute(0, 3, 1, 2).float() / scale * luma_weights).sum(1, keepdim=True)  # (n, 1, H, W)
+        sequence = luma if previous is None else torch.cat([previous, luma])
+        first = start if previous is None else start - 1  # frame index of sequence[0]
+        prev, cur = sequence[:-1], sequence[1:]  # pairs (t - 1, t) for t = first + 1 ...
+        indices = torch.arange(first + 1, first + 1 + len(cur), device=device)
+        for r, region in enumerate(region_tensors):
+            for p in range(num_persons):
+                energy[r, p, indices] = _region_motion(prev, cur, region[p, indices], CROP_SIZE)
+        previous = luma[-1:]
+        start += len(chunk)
+    if start < num_frames:
+        raise ValueError(f"the video has {start} frames but the annotations have {num_frames}")
+    energy = energy[0] - energy[1] if compensate_head_motion else energy[0]
+    energy = energy.clamp_min(0).cpu().numpy().astype(np.float64)
+    energy[:, 0] = energy[:, 1]
+    return energy
+
+
+def smooth(values: np.ndarray, frames: int) -> np.ndarray:
+    """Centred moving average over the last axis (edge-padded), ``frames`` odd >= 1."""
+    if frames <= 1:
+        return values
+    pad = frames // 2
+    padded = np.pad(values, [(0, 0)] * (values.ndim - 1) + [(pad, frames - 1 - pad)], mode="edge")
+    kernel = np.ones(frames) / frames
+    return np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="valid"), -1, padded)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 1e-12 else float("nan")
+
+
+def speaker_sync_scores(
+    energy, speaking_scores, smooth_frames: int = 5, threshold_quantile: float = 0.25
+) -> dict:
+    """The metric's statistics from mouth motion energies ``(P, F)`` and speaking scores ``(P, F)``."""
+    energy = smooth(np.asarray(energy, np.float64), smooth_frames)
+    scores = _as_float_array(speaking_scores, "speaking_scores", ())
+    if scores.shape != energy.shape:
+        raise ValueError(f"speaking_scores {scores.shape} and face_boxes {energy.shape[:2]} (P, F) differ")
+    per_person = [_pearson(e, s) for e, s in zip(energy, scores)]
+    defined = [v for v in per_person if np.isfinite(v)]
+    speaking, listening = energy[scores > 0], energy[scores < 0]
+    threshold = float(np.quantile(speaking, threshold_quantile)) if speaking.size else float("nan")
+    false_talking = float((listening > threshold).mean()) if speaking.size and listening.size else float("nan")
+    return {
+        "speaker_sync": float(np.mean(defined)) if defined else float("nan"),
+        "per_person": per_person,
+        "false_talking_rate": false_talking,
+        "threshold": threshold,
+        "num_speaking_frames": int(speaking.size),
+        "num_listening_frames": int(listening.size),
+    }
+
+
+def score_video(
+    video: VideoInput,
+    face_boxes,
+    speaking_scores,
+    annotation_size: tuple[float, float] | None = None,
+    smooth_frames: int = 5,
+    threshold_quantile: float = 0.25,
+    compensate_head_motion: bool = True,
+    device=None,
+) -> dict:
+    """Speaker sync, per-person correlations and false-talking rate of one video (see the module docstring)."""
+    energy = mouth_motion_energy(
+        video, face_boxes, annotation_size=annotation_size, compensate_head_motion=compensate_head_motion, device=device
+    )
+    return speaker_sync_scores(energy, speaking_scores, smooth_frames, threshold_quantile)
+
+
+def clip_speaker_sync(prediction: VideoInput, row: dict, **kwargs) -> float | None:
+    """Speaker sync of a generated video against an MIT row; boxes are rescaled from the row's size to the
+    prediction's. None when no person's correlation is defined."""
+    persons = row["persons"]
+    face_boxes = np.stack([np.asarray(p["face_boxes"], np.float64) for p in persons])
+    scores = np.stack([np.asarray(p["speaking_score"], np.float64) for p in persons])
+    size = (float(row["width"]), float(row["height"]))
+    value = score_video(prediction, face_boxes, scores, annotation_size=size, **kwargs)["speaker_sync"]
+    return value if np.isfinite(value) else None
