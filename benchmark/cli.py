@@ -6,7 +6,8 @@
                         [--model-card README.md] [--allow-partial]
     mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html
 
-``evaluate`` and ``predict`` spread their clips over processes under ``accelerate launch``.
+``evaluate`` and ``predict`` spread their clips over processes: ``accelerate launch --multi_gpu ...`` on GPUs,
+``torchrun --nproc_per_node N -m benchmark.cli ...`` on CPUs (the same numbers as one process).
 Exit status: 0 on success, 1 when the submission/results had problems, 2 on bad arguments.
 """
 
@@ -97,16 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
-    from accelerate import PartialState
-
     from .model_card import PartialResultsError, write_model_card
-    from .scoring import evaluate_submission
+    from .scoring import distributed_state, evaluate_submission
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise SystemExit(f"mit-bench evaluate: unknown metric(s) {sorted(unknown)}, expected {list(METRICS)}")
-    state = PartialState()
+    state = distributed_state()
     results, report = evaluate_submission(
         args.dataset,
         args.predictions,
@@ -149,11 +148,10 @@ def _validate(args) -> int:
 
 
 def _predict(args) -> int:
-    from accelerate import PartialState
-
     from .predict import load_pipeline, predict_submission
+    from .scoring import distributed_state
 
-    state = PartialState()
+    state = distributed_state()
     pipeline = load_pipeline(args.model, device=args.device or state.device)
     pipeline.set_progress_bar_config(disable=True)
     summary = predict_submission(

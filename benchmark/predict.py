@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .scoring import distributed_state
 from .submission import ClipSpec, check_shape, clip_specs, load_test_split
 
 MANIFEST = "predict_config.json"
@@ -118,13 +119,12 @@ def predict_submission(
     valid against a dataset cut the same way: leave it ``None`` for a real submission). With an
     ``accelerate`` ``state`` of several processes, the clips are split between them."""
     import torch
-    from accelerate import PartialState
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
     from covog_diffusers.video_export import export_to_video
 
-    state = state or PartialState()
+    state = state or distributed_state()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     test = load_test_split(dataset, config)

@@ -330,9 +330,12 @@ def metric_conventions(metrics, detector: str = "") -> dict[str, str]:
             f"with the same detector ({detector})"
         )
     if "speaker_sync" in metrics:
-        from . import speaker_sync
-
-        conventions["speaker_sync"] = getattr(speaker_sync, "CONVENTION", "")
+        conventions["speaker_sync"] = (
+            "per person, Pearson correlation over frames between mouth motion energy in the generated video "
+            "(lower face box, head motion removed, 5-frame smoothing) and the dataset's speaking score; mean "
+            "over persons with a defined value, then over clips (speaker_sync_n = clips with a value); "
+            "no pretrained weights (benchmark/speaker_sync.py)"
+        )
     return {k: v for k, v in conventions.items() if k in metrics}
 
 
@@ -384,15 +387,24 @@ def _score_one(scorer: ClipScorer, spec: ClipSpec, row: dict, path: Path):
     return record, features, []
 
 
+def distributed_state():
+    """The ``accelerate`` ``PartialState`` of this process. Without a GPU (or with ``ACCELERATE_USE_CPU``) it
+    is created with ``cpu=True``, so that ``torchrun --nproc_per_node N`` gives N CPU processes (gloo)."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+
+
 def score_clips(test, predictions_dir, specs: list[ClipSpec], scorer: ClipScorer, state=None, progress=True):
     """Score ``specs`` (validated clips) with the work split over the processes of ``state``; every process
     returns all ``(records, features, problems)`` in the order of ``specs``."""
     import datasets
-    from accelerate import PartialState
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
-    state = state or PartialState()
+    state = state or distributed_state()
     index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
     raw = test.cast_column("video", datasets.Video(decode=False)).cast_column(
         "audio", datasets.Audio(decode=False)
@@ -400,8 +412,7 @@ def score_clips(test, predictions_dir, specs: list[ClipSpec], scorer: ClipScorer
     order = list(range(len(specs)))
     local = []
     with state.split_between_processes(order) as mine:
-        bar = tqdm(mine, desc=f"scoring [{state.process_index}]", disable=not progress, unit="clip")
-        for i in bar:
+        for i in tqdm(mine, desc="scoring", disable=not progress or not state.is_main_process, unit="clip"):
             spec = specs[i]
             record, features, problems = _score_one(
                 scorer, spec, raw[index[spec.clip_id]], find_prediction(predictions_dir, spec.clip_id)
@@ -462,7 +473,8 @@ def evaluate_submission(
     specs = clip_specs(test)
     report = validate_submission(predictions_dir, specs)
     valid = set(report.valid)
-    scorer = ClipScorer(metrics, i3d_path=i3d_path, device=(state.device if state is not None else "cpu"))
+    state = state or distributed_state()
+    scorer = ClipScorer(metrics, i3d_path=i3d_path, device=state.device)
     scored = score_clips(
         test, predictions_dir, [s for s in specs if s.clip_id in valid], scorer, state, progress
     )

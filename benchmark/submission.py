@@ -53,8 +53,8 @@ class ClipSpec:
 
 def load_test_split(dataset, config: str | None = None, cache_dir: str | None = None):
     """The test split as a ``datasets.Dataset`` from a dataset folder / Hub id (``load_dataset(dataset,
-    config, split="test")``), a ``DatasetDict`` or a ``Dataset`` (rows whose ``split`` is not "test" are
-    dropped)."""
+    config, split="test")``), a ``save_to_disk`` folder, a ``DatasetDict`` or a ``Dataset`` (rows whose
+    ``split`` is not "test" are dropped)."""
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
@@ -63,6 +63,8 @@ def load_test_split(dataset, config: str | None = None, cache_dir: str | None = 
         dataset = dataset["test"]
     elif not isinstance(dataset, datasets.Dataset):
         try:
+            if (Path(dataset) / "state.json").is_file() or (Path(dataset) / "dataset_dict.json").is_file():
+                return load_test_split(datasets.load_from_disk(str(dataset)), config)  # save_to_disk folder
             dataset = datasets.load_dataset(str(dataset), config, split="test", cache_dir=cache_dir)
         except ValueError as error:
             raise ValueError(
