@@ -180,8 +180,10 @@ class ClipRecord:
             "num_frames": int(self.num_frames),
             "width": int(self.width),
             "height": int(self.height),
-            "video": {"bytes": Path(self.video_path).read_bytes(), "path": f"{self.clip_id}.mp4"},
-            "audio": {"bytes": audio_buffer.getvalue(), "path": f"{self.clip_id}.flac"},
+            # Bytes only, no "path": datasets' Video/Audio.encode_example keep just the path (and drop the
+            # bytes) whenever that path names an existing file in the current directory.
+            "video": {"bytes": Path(self.video_path).read_bytes(), "path": None},
+            "audio": {"bytes": audio_buffer.getvalue(), "path": None},
             "persons": [_person_row(p) for p in self.persons],
         }
 
