@@ -33,7 +33,7 @@ from ..masks import encode_mask
 from ..video_io import write_video
 from .conversation import current_speaker, make_schedule
 from .identity import Identity, make_identity
-from .render import make_background, render_frame
+from .render import SceneRenderer, make_background
 from .skeleton import BODY_BOTTOM, BODY_HALF_WIDTH, BODY_TOP, MAX_YAW, PoseTrack, animate_person, smooth_noise
 from .voice import mix_tracks, synthesize_speech
 
@@ -275,9 +275,9 @@ def render_scene(
     scene: SyntheticScene, with_heads: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Yield ``(rgb, label, head_label)`` per frame (see :func:`~mit_dataset.synthetic.render.render_frame`)."""
-    people = list(zip(scene.identities, scene.poses))
+    renderer = SceneRenderer(scene.background, list(zip(scene.identities, scene.poses)))
     for f in range(scene.spec.num_frames):
-        yield render_frame(scene.background, people, f, with_heads=with_heads)
+        yield renderer(f, with_heads=with_heads)
 
 
 def _mask_box(mask: np.ndarray) -> np.ndarray | None:
@@ -299,7 +299,8 @@ def write_clip(scene: SyntheticScene, out_dir: str | os.PathLike) -> ClipRecord:
     def rgb_frames() -> Iterator[np.ndarray]:
         for f, (rgb, label, _) in enumerate(render_scene(scene)):
             for j in range(count):
-                mask = label == j + 1
+                # Built transposed so the (H, W) mask is Fortran-ordered: the RLE encoder then needs no copy.
+                mask = (label.T == j + 1).view(np.uint8).T
                 rles[j].append(encode_mask(mask))
                 box = _mask_box(mask)
                 if box is None:  # fully occluded: fall back to the keypoint extent

@@ -25,6 +25,8 @@ MAX_PITCH = 0.16
 #: Drawn head ellipse, in head units (see :data:`FACE_TEMPLATE`).
 HEAD_HALF_WIDTH = 0.42
 HEAD_HALF_HEIGHT = 0.56
+#: The head shifts sideways by this many head units per unit of sin(yaw) when it turns.
+HEAD_YAW_SHIFT = 0.12
 #: Lower lip drop at full mouth opening, in head units.
 MOUTH_MAX_OPEN = 0.15
 #: Head size in body units (times the identity's head scale).
@@ -35,7 +37,7 @@ UPPER_ARM = 1.0
 FOREARM = 0.9
 HAND_LENGTH = 0.5
 #: Vertical extent of a seated person, in body units: head top (hair included) to toes.
-BODY_TOP = SHOULDER_Y - 0.25 - HEAD_SIZE * 1.08 * (HEAD_HALF_HEIGHT + 0.85)
+BODY_TOP = SHOULDER_Y - 0.25 - HEAD_SIZE * 1.08 * (HEAD_HALF_HEIGHT + 0.95)
 BODY_BOTTOM = 2.2
 #: Largest horizontal reach from the body centre, in body units (elbows/hands while gesturing).
 BODY_HALF_WIDTH = 1.75
@@ -51,12 +53,12 @@ def _face_template() -> np.ndarray:
         pts[start : start + 5] = np.stack(
             [x, -0.27 - 0.04 * np.sin(np.linspace(0, np.pi, 5)), np.full(5, 0.12)], 1
         )
-    pts[27:31] = np.stack([np.zeros(4), [-0.12, -0.03, 0.06, 0.16], [0.15, 0.22, 0.29, 0.35]], 1)
-    pts[31:36] = np.stack([np.linspace(-0.09, 0.09, 5), [0.19, 0.2, 0.2, 0.2, 0.19], np.full(5, 0.25)], 1)
+    pts[27:31] = np.stack([np.zeros(4), [-0.12, -0.03, 0.06, 0.16], [0.2, 0.28, 0.37, 0.45]], 1)
+    pts[31:36] = np.stack([np.linspace(-0.09, 0.09, 5), [0.19, 0.2, 0.2, 0.2, 0.19], np.full(5, 0.3)], 1)
     eye = np.array([[-0.08, 0.0], [-0.03, -0.03], [0.03, -0.03], [0.08, 0.0], [0.03, 0.025], [-0.03, 0.025]])
     pts[36:42, :2] = eye + [-0.22, -0.14]
     pts[42:48, :2] = eye + [0.22, -0.14]
-    pts[36:48, 2] = 0.1
+    pts[36:48, 2] = 0.15
     pts[48:60, :2] = [
         [-0.15, 0.33],
         [-0.09, 0.305],
@@ -218,13 +220,14 @@ def animate_person(
 
     # Arms: speech-driven gestures. g rises while speaking (per-identity energy), beats follow syllables.
     energy = identity.gesture_energy * np.clip(0.75 + 0.25 * smooth_noise(rng, num, 25), 0.4, 1.0)
-    gesture = ema(speaking * energy, 0.3 * fps)
+    gesture = ema(speaking * energy, 0.2 * fps)
     arm_noise = smooth_noise(rng, num, 12, (2, 4))
     for k, side in enumerate((1, -1)):  # left arm (+x) then right arm
         weight = 1.0 if side == identity.dominant_hand else 0.55
         g = gesture * weight
-        abduct = 0.12 + 0.4 * g + 0.05 * arm_noise[:, k, 0]
-        raise_ = np.clip(0.9 + 1.2 * g + 0.5 * beat * speaking * weight + 0.1 * arm_noise[:, k, 1], 0.6, 2.2)
+        swing = beat * speaking * weight
+        abduct = np.clip(0.12 + 0.4 * g + 0.15 * swing + 0.05 * arm_noise[:, k, 0], 0.0, 0.55)
+        raise_ = np.clip(0.9 + 1.4 * g + 0.9 * swing + 0.1 * arm_noise[:, k, 1], 0.6, 2.45)
         shoulder = kp[:, 5 if side == 1 else 6]
         elbow = shoulder + UPPER_ARM * u * np.stack([side * np.sin(abduct), np.cos(abduct)], -1)
         forearm_dir = np.stack([-side * np.sin(raise_), np.cos(raise_)], -1)
@@ -247,7 +250,11 @@ def animate_person(
     # Head and face.
     head_size = u * HEAD_SIZE * identity.head_scale
     head_center = shoulder_c + np.stack(
-        [0.06 * u * np.sin(yaw), -(0.25 * u + HEAD_HALF_HEIGHT * head_size) + 0.03 * head_size * nod], -1
+        [
+            HEAD_YAW_SHIFT * head_size * np.sin(yaw),
+            -(0.25 * u + HEAD_HALF_HEIGHT * head_size) + 0.03 * head_size * nod,
+        ],
+        -1,
     )
     face = np.broadcast_to(FACE_TEMPLATE, (num, 68, 3)).copy()
     face[:, :, 1] += MOUTH_MAX_OPEN * mouth[:, None] * _MOUTH_DROP[None, :]
