@@ -9,9 +9,15 @@ from .models import (
     ReferenceBank,
     wav2vec2_frame_features,
 )
+from .pipelines import SCHEDULER_CONFIG, CovOGPipeline, CovOGPipelineOutput, create_scheduler, plan_windows
 
 __all__ = [
+    "SCHEDULER_CONFIG",
     "AudioProjection",
+    "CovOGPipeline",
+    "CovOGPipelineOutput",
+    "create_scheduler",
+    "plan_windows",
     "CovOGDenoisingNet",
     "InteractiveAudioDriver",
     "MultiHumanPoseEncoder",

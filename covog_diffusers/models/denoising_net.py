@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 from diffusers.configuration_utils import register_to_config
+# DiffusionPipeline.from_pretrained finds a custom component's loader by looking ModelMixin up in its module.
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
 from torch import nn
 

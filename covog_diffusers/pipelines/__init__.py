@@ -1,0 +1,16 @@
+"""The CovOG pipeline."""
+
+from .inputs import CovOGInputs, prepare_inputs
+from .pipeline_covog import SCHEDULER_CONFIG, CovOGPipeline, create_scheduler
+from .pipeline_output import CovOGPipelineOutput
+from .windows import plan_windows
+
+__all__ = [
+    "SCHEDULER_CONFIG",
+    "CovOGInputs",
+    "CovOGPipeline",
+    "CovOGPipelineOutput",
+    "create_scheduler",
+    "plan_windows",
+    "prepare_inputs",
+]
