@@ -100,21 +100,25 @@ def synthesize_speech(
     ).sum(-1)
     weights = (weights + 0.05) * k[None, :] ** (-voice.tilt * 0.5)
     weights /= np.sqrt((weights**2).sum(1, keepdims=True))
-    voiced = np.zeros(num_samples)
+    # Synthesise only where the envelope is non-zero (speakers are silent much of the time).
+    audible = np.flatnonzero(envelope > 0)
+    syllable, source_phase = index[audible], source_phase[audible]
+    voiced = np.zeros(audible.size)
     for j in range(num_harmonics):
-        voiced += weights[index, j] * np.sin((j + 1) * source_phase)
+        voiced += weights[syllable, j] * np.sin((j + 1) * source_phase)
 
     noise = rng.standard_normal(num_samples)
-    noise = np.diff(noise, prepend=0.0) * 0.5  # high-passed: fricative/aspiration colour
-    burst = (phase < 0.18) * 0.5 + voice.breathiness
-    signal = (voiced + burst * noise) * envelope
+    noise = np.diff(noise, prepend=0.0)[audible] * 0.5  # high-passed: fricative/aspiration colour
+    burst = (phase[audible] < 0.18) * 0.5 + voice.breathiness
+    openness = VOWEL_OPENNESS[vowel][index]  # open vowels are louder and open the mouth wider
+    signal = np.zeros(num_samples)
+    signal[audible] = (voiced + burst * noise) * envelope[audible] * (0.5 + 0.5 * openness[audible])
 
     speaking = gate > 0.5
     rms = np.sqrt(np.mean(signal[speaking] ** 2)) if speaking.any() else 0.0
     gain = SPEECH_RMS * voice.loudness / rms if rms > 0 else 0.0
     track = (signal * gain).astype(np.float32)
 
-    openness = VOWEL_OPENNESS[vowel][index]
     mouth = (envelope * openness).reshape(active.size, spf).mean(1)
     return track, np.clip(mouth, 0.0, 1.0).astype(np.float32)
 
