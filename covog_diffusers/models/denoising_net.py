@@ -146,8 +146,10 @@ class CovOGDenoisingNet(UNetMotionModel):
         model = super().from_unet2d(unet, motion_adapter=motion_adapter, load_weights=load_weights)
         if covog_config:
             state = model.state_dict()
-            model = cls.from_config({**model.config, **covog_config}).to(unet.dtype)
+            model = cls.from_config(model.config, **covog_config)
             model.load_state_dict(state, strict=False)
+            if model.dtype != unet.dtype:
+                model.to(unet.dtype)
         return model
 
     def _drive(self, index, sample, audio):
