@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="generate only this many frames per clip (debugging: not a valid submission)",
     )
+    predict.add_argument(
+        "--height", type=int, default=None, help="generation height (default: the pipeline's)"
+    )
+    predict.add_argument("--width", type=int, default=None, help="generation width (default: the pipeline's)")
     predict.add_argument("--clips", default=None, help="comma-separated clip ids (default: all test clips)")
     predict.add_argument("--no-iad", action="store_true", help="ablation: Interactive Audio Driver off")
     predict.add_argument("--joint-pose", action="store_true", help="ablation: single joint pose guider")
@@ -163,6 +167,8 @@ def _predict(args) -> int:
         guidance_scale=args.guidance_scale,
         seed=args.seed,
         num_frames=args.num_frames,
+        height=args.height,
+        width=args.width,
         disable_iad=args.no_iad,
         joint_pose=args.joint_pose,
         clip_ids=args.clips.split(",") if args.clips else None,

@@ -6,13 +6,14 @@ gets its own generator seeded from ``seed`` and the clip id, so the output of a 
 which clips ran before it, on resuming, or on how clips are split over ``accelerate`` processes.
 
 Ablations (the paper's AnimateAnyone-style rows): ``disable_iad=True`` runs the loaded pipeline with its
-Interactive Audio Driver switched off, ``joint_pose=True`` with the persons' pose maps composited and
-encoded once (the single pose guider). Both need the loaded pipeline to support them and fail with a clear
-error otherwise; a separately trained ablation model is simply another ``--model`` folder.
+Interactive Audio Drivers removed, ``joint_pose=True`` with the persons' pose maps composited and encoded
+once (the single pose guider); see :func:`ablations`. A separately trained ablation model is simply another
+``--model`` folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ def is_finished(path: Path, spec: ClipSpec) -> bool:
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype=None):
     """``CovOGPipeline.from_pretrained(model_dir)`` on ``device``."""
-    from covog_diffusers.pipelines.pipeline_covog import CovOGPipeline
+    from covog_diffusers.pipelines import CovOGPipeline
 
     model_dir = Path(model_dir)
     if not (model_dir / "model_index.json").is_file():
@@ -63,25 +64,42 @@ def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype=None):
     return CovOGPipeline.from_pretrained(model_dir, **kwargs).to(device)
 
 
-def ablation_kwargs(pipeline, disable_iad: bool = False, joint_pose: bool = False) -> dict:
-    """Call keyword arguments for the ablations, or a clear error when the pipeline cannot run them."""
-    import inspect
+@contextlib.contextmanager
+def ablations(pipeline, disable_iad: bool = False, joint_pose: bool = False):
+    """Run the loaded pipeline as an ablation, restoring it afterwards.
 
-    parameters = inspect.signature(type(pipeline).__call__).parameters
-    kwargs = {}
-    for flag, name, what in (
-        (disable_iad, "use_iad", "switching the Interactive Audio Driver off"),
-        (joint_pose, "joint_pose", "the joint pose guider"),
-    ):
-        if not flag:
-            continue
-        if name not in parameters:
-            raise ValueError(
-                f"{type(pipeline).__name__}.__call__ has no {name!r} argument: this pipeline does not support "
-                f"{what} at inference; pass the separately trained ablation model with --model instead"
-            )
-        kwargs[name] = name != "use_iad"  # use_iad=False, joint_pose=True
-    return kwargs
+    ``disable_iad``: the DenoisingNet without its Interactive Audio Drivers (``audio_drivers = None``, exactly
+    what ``use_iad=False`` builds); ``joint_pose``: the pose guider and pose adaptor composite the persons'
+    pose maps and encode them once (``joint=True``, AnimateAnyone's single pose guider). A pipeline without
+    these components raises ``ValueError``: run the separately trained ablation model instead.
+    """
+    restore = []
+    try:
+        if disable_iad:
+            unet = getattr(pipeline, "denoising_unet", None)
+            if unet is None or not hasattr(unet, "audio_drivers"):
+                raise ValueError(
+                    f"{type(pipeline).__name__} has no DenoisingNet with audio drivers: it cannot run with the "
+                    "IAD switched off; pass the separately trained ablation model with --model instead"
+                )
+            restore.append(lambda drivers=unet.audio_drivers: setattr(unet, "audio_drivers", drivers))
+            unet.audio_drivers = None
+        if joint_pose:
+            encoders = [getattr(pipeline, name, None) for name in ("pose_guider", "pose_adaptor")]
+            encoders = [e for e in encoders if e is not None]
+            if not encoders or not all("joint" in getattr(e, "config", {}) for e in encoders):
+                raise ValueError(
+                    f"{type(pipeline).__name__} has no multi-human pose encoders with a 'joint' option: it "
+                    "cannot run with a joint pose guider; pass the separately trained ablation model with "
+                    "--model instead"
+                )
+            for encoder in encoders:
+                restore.append(lambda e=encoder, j=encoder.config.joint: e.register_to_config(joint=j))
+                encoder.register_to_config(joint=True)
+        yield pipeline
+    finally:
+        for undo in reversed(restore):
+            undo()
 
 
 def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -106,6 +124,8 @@ def predict_submission(
     guidance_scale: float = 3.5,
     seed: int = 0,
     num_frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
     disable_iad: bool = False,
     joint_pose: bool = False,
     clip_ids: list[str] | None = None,
@@ -117,7 +137,9 @@ def predict_submission(
     """Generate ``{clip_id}.mp4`` in ``out_dir`` for every test clip (or ``clip_ids``), skipping finished
     ones unless ``overwrite``. ``num_frames`` limits the generated length (then the submission is only
     valid against a dataset cut the same way: leave it ``None`` for a real submission). With an
-    ``accelerate`` ``state`` of several processes, the clips are split between them."""
+    ``accelerate`` ``state`` of several processes, the clips are split between them. ``height``/``width``:
+    the generation size (default: the pipeline's for the clip); frames are resized to the clip's size
+    before writing, since a submission must match the ground truth."""
     import torch
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
@@ -135,12 +157,13 @@ def predict_submission(
             raise ValueError(f"clip ids not in the test split: {sorted(unknown)}")
         specs = [s for s in specs if s.clip_id in set(clip_ids)]
     extra = dict(pipeline_kwargs or {})
-    extra.update(ablation_kwargs(pipeline, disable_iad, joint_pose))
     settings = {
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
         "seed": seed,
         "num_frames": num_frames,
+        "height": height,
+        "width": width,
         "disable_iad": disable_iad,
         "joint_pose": joint_pose,
         **{k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))},
@@ -149,7 +172,7 @@ def predict_submission(
         (out_dir / MANIFEST).write_text(json.dumps(settings, indent=2) + "\n")
     index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
     local = PredictSummary(out_dir)
-    with state.split_between_processes(specs) as mine:
+    with state.split_between_processes(specs) as mine, ablations(pipeline, disable_iad, joint_pose):
         for spec in tqdm(
             mine, desc="predict", unit="clip", disable=not progress or not state.is_main_process
         ):
@@ -160,7 +183,7 @@ def predict_submission(
             if path.exists():
                 local.redone.append(spec.clip_id)
             row = test[index[spec.clip_id]]
-            inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames)
+            inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames, height=height, width=width)
             generator = torch.Generator(device="cpu").manual_seed(clip_seed(seed, spec.clip_id))
             output = pipeline(
                 **inputs,

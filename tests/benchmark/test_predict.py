@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+from bench_data import make_test_split
+
+from benchmark.predict import MANIFEST, ablations, predict_submission
+from benchmark.submission import clip_specs, validate_submission
+from mit_dataset.video_io import read_video_frames
+
+CLIPS = (("p_two", "two_human", "easy"), ("p_multi", "multi_human", "challenging"))
+FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "height": 32, "width": 32, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    return make_test_split(tmp_path_factory.mktemp("gt"), clips=CLIPS, num_frames=8, width=48, height=32)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    tiny = pytest.importorskip("covog_diffusers.tiny")
+    pipe = tiny.create_tiny_pipeline(seed=0, randomize_zero_init=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_predict_writes_a_valid_submission_and_resumes(split, pipeline, tmp_path):
+    out = tmp_path / "pred"
+    first = predict_submission(pipeline, split, out, **FAST)
+    assert sorted(first.written) == ["p_multi", "p_two"] and not first.skipped
+    report = validate_submission(out, clip_specs(split))
+    assert report.ok, report.format()  # 8 frames, resized to the clip's 48x32, 25 fps
+    assert json.loads((out / MANIFEST).read_text())["num_inference_steps"] == 1
+    original = read_video_frames(out / "p_two.mp4")
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
+
+    second = predict_submission(pipeline, split, out, **FAST)
+    assert sorted(second.skipped) == ["p_multi", "p_two"] and not second.written
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")} == stamps
+
+    (out / "p_two.mp4").unlink()  # a clip that never finished
+    (out / "p_multi.mp4").write_bytes(b"truncated")  # a broken file is regenerated, not trusted
+    third = predict_submission(pipeline, split, out, **FAST)
+    assert sorted(third.written) == ["p_multi", "p_two"] and third.redone == ["p_multi"]
+    # Per-clip seeds: a clip regenerated on resume is the clip the first run made.
+    np.testing.assert_array_equal(read_video_frames(out / "p_two.mp4"), original)
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_ablations_switch_the_loaded_pipeline_and_restore_it(pipeline):
+    drivers = pipeline.denoising_unet.audio_drivers
+    assert drivers is not None and not pipeline.pose_guider.config.joint
+    with ablations(pipeline, disable_iad=True, joint_pose=True):
+        assert pipeline.denoising_unet.audio_drivers is None
+        assert pipeline.pose_guider.config.joint and pipeline.pose_adaptor.config.joint
+    assert pipeline.denoising_unet.audio_drivers is drivers
+    assert not pipeline.pose_guider.config.joint and not pipeline.pose_adaptor.config.joint
+
+
+def test_ablation_output_differs_from_the_full_model(split, pipeline, tmp_path):
+    full = predict_submission(pipeline, split, tmp_path / "full", clip_ids=["p_two"], **FAST)
+    no_iad = predict_submission(
+        pipeline, split, tmp_path / "no_iad", clip_ids=["p_two"], disable_iad=True, **FAST
+    )
+    assert full.written == no_iad.written == ["p_two"]
+    a = read_video_frames(tmp_path / "full" / "p_two.mp4")
+    b = read_video_frames(tmp_path / "no_iad" / "p_two.mp4")
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert json.loads((tmp_path / "no_iad" / MANIFEST).read_text())["disable_iad"] is True
+
+
+def test_unsupported_ablation_and_unknown_clip_are_clear_errors(split, pipeline, tmp_path):
+    class Plain:
+        pass
+
+    with pytest.raises(ValueError, match="IAD switched off"), ablations(Plain(), disable_iad=True):
+        pass
+    with pytest.raises(ValueError, match="joint pose guider"), ablations(Plain(), joint_pose=True):
+        pass
+    with pytest.raises(ValueError, match="not in the test split"):
+        predict_submission(pipeline, split, tmp_path / "x", clip_ids=["nope"], **FAST)
