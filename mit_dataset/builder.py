@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import datasets
 
@@ -34,7 +35,7 @@ class MITConfig(datasets.BuilderConfig):
 
 
 class MITClipFolderBuilder(datasets.GeneratorBasedBuilder):
-    BUILDER_CONFIGS = [
+    BUILDER_CONFIGS: ClassVar[list[MITConfig]] = [
         MITConfig(name=name, subsets=subsets, description=f"MIT clips of {' + '.join(subsets)}")
         for name, subsets in CONFIG_SUBSETS.items()
     ]

@@ -24,7 +24,7 @@ FIELD_DESCRIPTIONS = {
     "source": "Show or generator the clip comes from (`TonightShow`, `LateLateShow`, `synthetic`).",
     "subset": "`two_human` (TonightShow, 2 speakers) or `multi_human` (LateLateShow, 2-4 speakers).",
     "split": "`train` or `test`.",
-    "difficulty": "Test clips: `easy` (identities seen in training) or `challenging` (unseen); `\"\"` for train.",
+    "difficulty": 'Test clips: `easy` (identities seen in training) or `challenging` (unseen); `""` for train.',
     "num_speakers": "Number of persons P (2-4) in `persons`.",
     "fps": "Frame rate (25).",
     "num_frames": "Number of frames F of the clip (counted by decoding the video).",
@@ -75,7 +75,9 @@ def card_configs(shards: Mapping[str, Mapping[str, list[str]]]) -> list[dict]:
     for name in CONFIG_NAMES:
         data_files = []
         for split in SPLITS:
-            paths = [path for subset in CONFIG_SUBSETS[name] for path in shards.get(subset, {}).get(split, [])]
+            paths = [
+                path for subset in CONFIG_SUBSETS[name] for path in shards.get(subset, {}).get(split, [])
+            ]
             if paths:
                 data_files.append({"split": split, "path": paths})
         if data_files:
@@ -86,7 +88,9 @@ def card_configs(shards: Mapping[str, Mapping[str, list[str]]]) -> list[dict]:
     return configs
 
 
-def _config_counts(counts: Mapping[str, Mapping[str, tuple[int, int]]], name: str) -> dict[str, tuple[int, int]]:
+def _config_counts(
+    counts: Mapping[str, Mapping[str, tuple[int, int]]], name: str
+) -> dict[str, tuple[int, int]]:
     totals = {}
     for split in SPLITS:
         rows = [counts.get(subset, {}).get(split) for subset in CONFIG_SUBSETS[name]]
@@ -161,7 +165,7 @@ def _card_body(configs: list[dict], counts, pretty_name: str) -> str:
         'ds = load_dataset("PATH_OR_HUB_ID")                     # config "all": train and test',
         'two = load_dataset("PATH_OR_HUB_ID", "two_human", split="test")',
         'stream = load_dataset("PATH_OR_HUB_ID", split="train", streaming=True)',
-        "row = ds[\"train\"][0]",
+        'row = ds["train"][0]',
         'video = row["video"]        # torchcodec VideoDecoder: video[i] is a (3, H, W) uint8 frame',
         'audio = row["audio"]        # torchcodec AudioDecoder: audio.get_all_samples().data is (1, S)',
         'person = row["persons"][0]  # dict of per-frame arrays: keypoints (F, 59, 3), boxes (F, 4), ...',

@@ -189,17 +189,23 @@ class ClipRecord:
 
 
 def _person_row(person: PersonTrack) -> dict:
+    """Nested Python lists, not numpy arrays: ``Features.encode_example`` walks multi-dimensional numpy
+    arrays element by element, but passes lists straight to Arrow (measured ~2x faster writes)."""
     keypoints_133 = person.keypoints_133
     if keypoints_133 is None:
         keypoints_133 = np.zeros((0, NUM_WHOLEBODY_KEYPOINTS, 3), np.float32)
+
+    def as_list(array) -> list:
+        return np.asarray(array, np.float32).tolist()
+
     return {
         "person_id": person.person_id,
         "identity": person.identity,
-        "keypoints": np.asarray(person.keypoints, np.float32),
-        "keypoints_133": np.asarray(keypoints_133, np.float32),
-        "boxes": np.asarray(person.boxes, np.float32),
-        "face_boxes": np.asarray(person.face_boxes, np.float32),
+        "keypoints": as_list(person.keypoints),
+        "keypoints_133": as_list(keypoints_133),
+        "boxes": as_list(person.boxes),
+        "face_boxes": as_list(person.face_boxes),
         "speaking_score": person.speaking_score.tolist(),
-        "speaking_score_raw": np.asarray(person.speaking_score_raw, np.float32).tolist(),
+        "speaking_score_raw": as_list(person.speaking_score_raw),
         "mask_rle": list(person.mask_rle),
     }

@@ -92,18 +92,20 @@ def read_splits(clips_dir: str | os.PathLike) -> dict[str, tuple[str, str]]:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected an object {{clip name: {{'split', 'difficulty'}}}}")
+        raise ValueError(f"{path}: expected an object {{clip name: {{'split', 'difficulty'}}}}")  # noqa: TRY004
     splits = {}
     for name, value in raw.items():
         if isinstance(value, str):
             value = {"split": value}
         if not isinstance(value, dict):
-            raise ValueError(f"{path}: entry {name!r} must be a split name or {{'split', 'difficulty'}}")
+            raise ValueError(f"{path}: entry {name!r} must be a split name or {{'split', 'difficulty'}}")  # noqa: TRY004
         split, difficulty = value.get("split", "train"), value.get("difficulty", "")
         if split not in SPLITS:
             raise ValueError(f"{path}: clip {name!r} has split {split!r}, expected one of {SPLITS}")
         if split == "test" and difficulty not in DIFFICULTIES:
-            raise ValueError(f"{path}: test clip {name!r} needs a difficulty in {DIFFICULTIES}, got {difficulty!r}")
+            raise ValueError(
+                f"{path}: test clip {name!r} needs a difficulty in {DIFFICULTIES}, got {difficulty!r}"
+            )
         splits[name] = (split, difficulty if split == "test" else "")
     return splits
 
@@ -149,7 +151,9 @@ def _fit_length(values: np.ndarray, frames: int, what: str) -> np.ndarray:
         return values
     if len(values) == frames - 1 and len(values) > 0:
         return np.concatenate([values, values[-1:]], axis=0)
-    raise ClipValidationError(f"{what} has {len(values)} frames, expected {frames} (or {frames - 1}, repaired)")
+    raise ClipValidationError(
+        f"{what} has {len(values)} frames, expected {frames} (or {frames - 1}, repaired)"
+    )
 
 
 def _person_array(entry: dict, key: str, frames: int, where: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -203,10 +207,14 @@ def _read_pose_frame(path: Path, clip: str) -> list[np.ndarray]:
             poses.append(np.concatenate([xy, scores[:, None]], axis=1))
         return poses
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ClipValidationError(f"clip {clip!r}: field 'pose' file {path.name} is not a Sapiens pose ({error})") from error
+        raise ClipValidationError(
+            f"clip {clip!r}: field 'pose' file {path.name} is not a Sapiens pose ({error})"
+        ) from error
 
 
-def assign_poses(poses: list[np.ndarray], person_boxes: np.ndarray, min_score: float = ASSIGN_MIN_SCORE) -> list[int]:
+def assign_poses(
+    poses: list[np.ndarray], person_boxes: np.ndarray, min_score: float = ASSIGN_MIN_SCORE
+) -> list[int]:
     """For one frame: index into ``poses`` per person (-1 if none): the pose with most confident keypoints
     inside the person's box, each pose used at most once (pairs with the most keypoints first)."""
     assignment = [-1] * len(person_boxes)
@@ -247,7 +255,9 @@ def read_clip_folder(
         info = probe_video(video_path)
         num_frames = count_decoded_frames(video_path)
     except (ValueError, av.error.FFmpegError, OSError, IndexError) as error:
-        raise ClipValidationError(f"clip {clip!r}: field 'video': video.mp4 is missing or unreadable ({error})") from error
+        raise ClipValidationError(
+            f"clip {clip!r}: field 'video': video.mp4 is missing or unreadable ({error})"
+        ) from error
     try:
         audio = read_audio(video_path, SAMPLING_RATE)
     except ValueError as error:
@@ -258,7 +268,9 @@ def read_clip_folder(
                 f"clip {clip!r}: field 'video': container says {info.num_frames} frames but {num_frames} decode; "
                 "pass work_dir to re-encode it frame-accurately"
             )
-        video_path = write_video(Path(work_dir) / f"{clip}.mp4", read_video_frames(video_path), fps=info.fps or FPS)
+        video_path = write_video(
+            Path(work_dir) / f"{clip}.mp4", read_video_frames(video_path), fps=info.fps or FPS
+        )
 
     speakers = None
     for name in SPEAKER_INFO_FILES:
@@ -297,7 +309,9 @@ def read_clip_folder(
         try:
             derived = load_person_scores(talknet, np.stack(face_boxes))
         except ValueError as error:
-            raise ClipValidationError(f"clip {clip!r}: field 'speaking_score' (TalkNet import): {error}") from error
+            raise ClipValidationError(
+                f"clip {clip!r}: field 'speaking_score' (TalkNet import): {error}"
+            ) from error
         raw_scores = [derived[i] if score is None else score for i, score in enumerate(raw_scores)]
 
     keypoints_133 = _read_poses(folder, clip, num_frames, np.stack(person_boxes) if person_boxes else None)
@@ -411,7 +425,9 @@ def _floats(array: np.ndarray) -> list:
     return np.asarray(array, np.float32).tolist()
 
 
-def write_clip_folder(record: ClipRecord, clips_dir: str | os.PathLike, with_instance_bbox: bool = True) -> Path:
+def write_clip_folder(
+    record: ClipRecord, clips_dir: str | os.PathLike, with_instance_bbox: bool = True
+) -> Path:
     """Write ``record`` as an official clip folder ``clips_dir/<clip_id>`` (atomically) and return it.
 
     The video stream is copied as is and the audio muxed in; poses go to ``pose/{t + 1:06d}.json``

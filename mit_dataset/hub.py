@@ -167,7 +167,9 @@ def _write_shards(
 
 
 def _looks_like_dataset_folder(path: Path) -> bool:
-    return path.is_dir() and (not any(path.iterdir()) or ((path / "README.md").is_file() and (path / "data").is_dir()))
+    return path.is_dir() and (
+        not any(path.iterdir()) or ((path / "README.md").is_file() and (path / "data").is_dir())
+    )
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -246,7 +248,9 @@ def export_clip_folders(
     out = Path(out)
     _check_target(out, overwrite)
     records = MITClipFolderBuilder.iter_records(clips_dir)
-    return write_dataset_folder(records, out, overwrite=overwrite, max_shard_bytes=max_shard_bytes, progress=progress)
+    return write_dataset_folder(
+        records, out, overwrite=overwrite, max_shard_bytes=max_shard_bytes, progress=progress
+    )
 
 
 def push_dataset_folder(

@@ -37,13 +37,15 @@ class TalkNetTrack:
     scores: np.ndarray  # (M,) raw logits, M <= N in practice
 
 
-def load_talknet_outputs(tracks_path: str | os.PathLike, scores_path: str | os.PathLike) -> list[TalkNetTrack]:
+def load_talknet_outputs(
+    tracks_path: str | os.PathLike, scores_path: str | os.PathLike
+) -> list[TalkNetTrack]:
     """Read the demo's ``tracks.pckl`` / ``scores.pckl``; raises ``ValueError`` naming the file on bad
     content (the files are pickles: only load ones you trust)."""
     tracks_raw = _load_pickle(tracks_path)
     scores_raw = _load_pickle(scores_path)
     if not isinstance(tracks_raw, list) or not isinstance(scores_raw, list):
-        raise ValueError(f"{tracks_path} / {scores_path}: expected two lists (tracks, scores)")
+        raise ValueError(f"{tracks_path} / {scores_path}: expected two lists (tracks, scores)")  # noqa: TRY004
     if len(tracks_raw) != len(scores_raw):
         raise ValueError(
             f"{tracks_path}: {len(tracks_raw)} tracks but {scores_path} has {len(scores_raw)} score arrays"
@@ -55,7 +57,9 @@ def load_talknet_outputs(tracks_path: str | os.PathLike, scores_path: str | os.P
             frames = np.asarray(track["frame"], dtype=np.int64).reshape(-1)
             boxes = np.asarray(track["bbox"], dtype=np.float32).reshape(-1, 4)
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{tracks_path}: track {index} lacks track.frame / track.bbox ({error})") from error
+            raise ValueError(
+                f"{tracks_path}: track {index} lacks track.frame / track.bbox ({error})"
+            ) from error
         if len(frames) != len(boxes):
             raise ValueError(f"{tracks_path}: track {index} has {len(frames)} frames but {len(boxes)} boxes")
         tracks.append(TalkNetTrack(frames, boxes, np.asarray(scores, dtype=np.float32).reshape(-1)))
@@ -70,7 +74,9 @@ def _load_pickle(path: str | os.PathLike):
         raise ValueError(f"{path}: not a readable pickle ({error})") from error
 
 
-def smooth_track_scores(scores: np.ndarray, track_length: int, half_window: int = SMOOTHING_HALF_WINDOW) -> np.ndarray:
+def smooth_track_scores(
+    scores: np.ndarray, track_length: int, half_window: int = SMOOTHING_HALF_WINDOW
+) -> np.ndarray:
     """``(track_length,)`` neighbour-mean scores; never NaN, also when ``scores`` is shorter than the track."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) == 0:
@@ -123,4 +129,6 @@ def person_scores(
 def load_person_scores(folder: str | os.PathLike, face_boxes: np.ndarray, **kwargs) -> np.ndarray:
     """:func:`person_scores` from ``folder/tracks.pckl`` and ``folder/scores.pckl``."""
     folder = Path(folder)
-    return person_scores(load_talknet_outputs(folder / "tracks.pckl", folder / "scores.pckl"), face_boxes, **kwargs)
+    return person_scores(
+        load_talknet_outputs(folder / "tracks.pckl", folder / "scores.pckl"), face_boxes, **kwargs
+    )

@@ -1,6 +1,6 @@
 """Shared fixtures: tiny MIT clips and a written MIT dataset folder.
 
-``synthetic_records`` (session): 8 tiny clips (128x72, 1.2 s) over both subsets and both splits.
+``synthetic_records`` (session): 8 synthetic clips (128x72, 1.2 s) over both subsets and both splits.
 ``synthetic_dataset_dir`` (session): those clips written as a script-free dataset folder.
 ``make_record`` : factory for one tiny, valid :class:`~mit_dataset.clip.ClipRecord` (tests corrupt it).
 """
@@ -13,30 +13,18 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from mit_dataset.clip import ClipRecord, PersonTrack  # noqa: E402
-from mit_dataset.features import FPS, SAMPLING_RATE  # noqa: E402
-from mit_dataset.keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, WHOLEBODY_INDICES  # noqa: E402
-from mit_dataset.masks import box_mask_rle  # noqa: E402
-from mit_dataset.video_io import write_video  # noqa: E402
+from mit_dataset.clip import ClipRecord, PersonTrack
+from mit_dataset.features import FPS, SAMPLING_RATE
+from mit_dataset.keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, WHOLEBODY_INDICES
+from mit_dataset.masks import box_mask_rle
+from mit_dataset.video_io import write_video
 
 TINY_WIDTH, TINY_HEIGHT, TINY_SECONDS = 128, 72, 1.2
-
-#: (subset, split, difficulty, num_people) of the 8 fixture clips: every config/split is non-empty.
-TINY_LAYOUT = [
-    ("two_human", "train", "", 2),
-    ("two_human", "train", "", 2),
-    ("two_human", "test", "easy", 2),
-    ("two_human", "test", "challenging", 2),
-    ("multi_human", "train", "", 3),
-    ("multi_human", "train", "", 4),
-    ("multi_human", "test", "easy", 3),
-    ("multi_human", "test", "challenging", 2),
-]
 
 
 def make_tiny_record(
@@ -63,7 +51,9 @@ def make_tiny_record(
         frames[t, :, (2 * t) % width] = 255
     video_path = write_video(Path(folder) / f"{clip_id}.mp4", frames, fps=FPS)
     samples = round(seconds * SAMPLING_RATE)
-    audio = (0.2 * np.sin(2 * np.pi * (200 + 40 * seed) * np.arange(samples) / SAMPLING_RATE)).astype(np.float32)
+    audio = (0.2 * np.sin(2 * np.pi * (200 + 40 * seed) * np.arange(samples) / SAMPLING_RATE)).astype(
+        np.float32
+    )
     persons = []
     slot = width / num_people
     for i in range(num_people):
@@ -116,21 +106,15 @@ def make_record(tmp_path):
 
 @pytest.fixture(scope="session")
 def synthetic_records(tmp_path_factory) -> list[ClipRecord]:
-    """8 tiny clips (128x72, 1.2 s, 30 frames) covering both subsets and both splits (do not mutate)."""
+    """8 synthetic clips (:func:`mit_dataset.synthetic.generate_records`, seed 0, 128x72, 1.2 s = 30 frames):
+    4 train, 2 test-easy, 2 test-challenging, each group alternating two_human / multi_human, so every
+    config and split is non-empty. Shared by the whole session: do not mutate them."""
+    from mit_dataset.synthetic import generate_records
+
     folder = tmp_path_factory.mktemp("synthetic_records")
-    return [
-        make_tiny_record(
-            folder,
-            f"synthetic_{i:03d}",
-            subset=subset,
-            split=split,
-            difficulty=difficulty,
-            num_people=people,
-            seed=i,
-            with_133=i % 2 == 0,
-        )
-        for i, (subset, split, difficulty, people) in enumerate(TINY_LAYOUT)
-    ]
+    return generate_records(
+        folder, 8, seed=0, width=TINY_WIDTH, height=TINY_HEIGHT, seconds=TINY_SECONDS, progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +122,9 @@ def synthetic_dataset_dir(tmp_path_factory, synthetic_records) -> Path:
     """``synthetic_records`` written as a script-free MIT dataset folder (treat as read-only)."""
     from mit_dataset.hub import write_dataset_folder
 
-    return write_dataset_folder(synthetic_records, tmp_path_factory.mktemp("mit") / "mit-talking", progress=False)
+    return write_dataset_folder(
+        synthetic_records, tmp_path_factory.mktemp("mit") / "mit-talking", progress=False
+    )
 
 
 def assert_row_matches_record(row: dict, record: ClipRecord, exact_media: bool = True) -> None:
@@ -154,7 +140,11 @@ def assert_row_matches_record(row: dict, record: ClipRecord, exact_media: bool =
     video = row["video"]
     assert video.metadata.num_frames == record.num_frames
     assert (video.metadata.width, video.metadata.height) == (record.width, record.height)
-    assert len(video) == record.num_frames and tuple(video[record.num_frames - 1].shape) == (3, record.height, record.width)
+    assert len(video) == record.num_frames and tuple(video[record.num_frames - 1].shape) == (
+        3,
+        record.height,
+        record.width,
+    )
     samples = row["audio"].get_all_samples()
     assert samples.sample_rate == SAMPLING_RATE
     if exact_media:
@@ -169,10 +159,14 @@ def assert_row_matches_record(row: dict, record: ClipRecord, exact_media: bool =
         expected_133 = person.keypoints_133
         if expected_133 is None:
             expected_133 = np.zeros((0, NUM_WHOLEBODY_KEYPOINTS, 3), np.float32)
-        np.testing.assert_array_equal(np.asarray(got["keypoints_133"], np.float32).reshape(-1, 133, 3), expected_133)
+        np.testing.assert_array_equal(
+            np.asarray(got["keypoints_133"], np.float32).reshape(-1, 133, 3), expected_133
+        )
         np.testing.assert_array_equal(np.asarray(got["boxes"], np.float32), person.boxes)
         np.testing.assert_array_equal(np.asarray(got["face_boxes"], np.float32), person.face_boxes)
-        np.testing.assert_array_equal(np.asarray(got["speaking_score_raw"], np.float32), person.speaking_score_raw)
+        np.testing.assert_array_equal(
+            np.asarray(got["speaking_score_raw"], np.float32), person.speaking_score_raw
+        )
         np.testing.assert_array_equal(np.asarray(got["speaking_score"], np.float32), person.speaking_score)
         assert got["mask_rle"] == list(person.mask_rle)
 

@@ -28,12 +28,16 @@ def _frame_count_mismatch(record, tmp_path):
         person.keypoints = np.concatenate([person.keypoints, person.keypoints[-3:]])
         person.boxes = np.concatenate([person.boxes, person.boxes[-3:]])
         person.face_boxes = np.concatenate([person.face_boxes, person.face_boxes[-3:]])
-        person.speaking_score_raw = np.concatenate([person.speaking_score_raw, person.speaking_score_raw[-3:]])
+        person.speaking_score_raw = np.concatenate(
+            [person.speaking_score_raw, person.speaking_score_raw[-3:]]
+        )
         person.mask_rle = person.mask_rle + person.mask_rle[-3:]
 
 
 def _size_mismatch(record, tmp_path):
-    record.video_path = write_video(tmp_path / "small.mp4", [np.zeros((36, 64, 3), np.uint8)] * record.num_frames)
+    record.video_path = write_video(
+        tmp_path / "small.mp4", [np.zeros((36, 64, 3), np.uint8)] * record.num_frames
+    )
 
 
 def _short_audio(record, tmp_path):
@@ -138,7 +142,9 @@ def test_clip_folder_bad_inputs(one_clip_dir, tmp_path):
     (folder / "video.bak").replace(folder / "video.mp4")
 
     speakers_path.write_text("{not json")
-    _export_fails(clips_dir, tmp_path, rf"clip '{name}': speaker_info_with_instance_bbox.json is not valid JSON")
+    _export_fails(
+        clips_dir, tmp_path, rf"clip '{name}': speaker_info_with_instance_bbox.json is not valid JSON"
+    )
     entries = json.loads(speakers)
     entries[0]["face_track"][4][1] = None  # a hole in the track
     speakers_path.write_text(json.dumps(entries))
@@ -151,7 +157,9 @@ def test_clip_folder_bad_inputs(one_clip_dir, tmp_path):
 
     pose_file = sorted(folder.glob("pose/*.json"))[3]
     pose_text = pose_file.read_text()
-    pose_file.write_text(json.dumps({"instance_info": [{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}]}))
+    pose_file.write_text(
+        json.dumps({"instance_info": [{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}]})
+    )
     _export_fails(clips_dir, tmp_path, rf"clip '{name}': field 'pose' file {pose_file.name}.*expected 133")
     pose_file.write_text(pose_text)
 

@@ -13,7 +13,6 @@ from mit_dataset.clip import ClipValidationError
 from mit_dataset.clip_folder import assign_poses, read_clip_folder, write_clip_folder, write_clip_folders
 from mit_dataset.features import MIT_FEATURES
 from mit_dataset.hub import export_clip_folders
-from mit_dataset.keypoints import WHOLEBODY_INDICES
 from mit_dataset.masks import box_mask_rle
 from mit_dataset.talknet import MISSING_SCORE, load_talknet_outputs, person_scores, smooth_track_scores
 from mit_dataset.video_io import probe_video
@@ -31,10 +30,17 @@ def _assert_imported(row_or_record_persons, record, height, width):
         assert get("person_id") == person.person_id and get("identity") == person.identity
         np.testing.assert_array_equal(np.asarray(get("keypoints"), np.float32), person.keypoints)
         np.testing.assert_array_equal(np.asarray(get("face_boxes"), np.float32), person.face_boxes)
-        np.testing.assert_array_equal(np.asarray(get("speaking_score_raw"), np.float32), person.speaking_score_raw)
+        np.testing.assert_array_equal(
+            np.asarray(get("speaking_score_raw"), np.float32), person.speaking_score_raw
+        )
         box = np.clip(_instance_boxes(person), 0, [width, height, width, height])
-        np.testing.assert_array_equal(np.asarray(get("boxes"), np.float32), np.repeat(box[None], record.num_frames, 0))
-        assert list(get("mask_rle")) == [box_mask_rle(_instance_boxes(person), height, width)] * record.num_frames
+        np.testing.assert_array_equal(
+            np.asarray(get("boxes"), np.float32), np.repeat(box[None], record.num_frames, 0)
+        )
+        assert (
+            list(get("mask_rle"))
+            == [box_mask_rle(_instance_boxes(person), height, width)] * record.num_frames
+        )
         if person.keypoints_133 is not None:
             np.testing.assert_array_equal(np.asarray(get("keypoints_133"), np.float32), person.keypoints_133)
 
@@ -45,19 +51,30 @@ def clips_dir(tmp_path_factory, synthetic_records):
 
 
 def test_written_folder_follows_the_official_layout(clips_dir, synthetic_records):
-    record = synthetic_records[4]
+    record = max(synthetic_records, key=lambda r: len(r.persons))
     folder = clips_dir / record.clip_id
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "pose", "speaker_info_with_instance_bbox.json", "video.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "meta.json",
+        "pose",
+        "speaker_info_with_instance_bbox.json",
+        "video.mp4",
+    ]
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["num_speaker"] == len(record.persons) and meta["subset"] == "multi_human"
+    assert meta["num_speaker"] == len(record.persons) and meta["subset"] == record.subset
     speakers = json.loads((folder / "speaker_info_with_instance_bbox.json").read_text())
     assert speakers[0]["clip_range"] == [1, record.num_frames] and len(speakers[0]["instance_bbox"]) == 4
     pose = json.loads((folder / "pose" / "000001.json").read_text())
-    assert len(pose["instance_info"][0]["keypoints"]) == 133 and len(pose["instance_info"]) == 3
+    assert len(pose["instance_info"][0]["keypoints"]) == 133 and len(pose["instance_info"]) == len(
+        record.persons
+    )
     info = probe_video(folder / "video.mp4")
     assert (info.num_frames, info.width, info.height) == (record.num_frames, record.width, record.height)
     splits = json.loads((clips_dir / "splits.json").read_text())
-    assert splits == {r.clip_id: {"split": "test", "difficulty": r.difficulty} for r in synthetic_records if r.split == "test"}
+    assert splits == {
+        r.clip_id: {"split": "test", "difficulty": r.difficulty}
+        for r in synthetic_records
+        if r.split == "test"
+    }
 
 
 def test_export_round_trip(clips_dir, synthetic_records, tmp_path, monkeypatch):
@@ -70,16 +87,24 @@ def test_export_round_trip(clips_dir, synthetic_records, tmp_path, monkeypatch):
         assert part.features == MIT_FEATURES
         for row in part:
             record = records[row["clip_id"]]
-            assert (row["split"], row["difficulty"], row["subset"]) == (split, record.difficulty, record.subset)
+            assert (row["split"], row["difficulty"], row["subset"]) == (
+                split,
+                record.difficulty,
+                record.subset,
+            )
             assert row["num_frames"] == record.num_frames == row["video"].metadata.num_frames
             assert (row["width"], row["height"]) == (record.width, record.height)
-            assert abs(row["audio"].get_all_samples().data.shape[1] - len(record.audio)) < 2048  # AAC in the mp4
+            assert (
+                abs(row["audio"].get_all_samples().data.shape[1] - len(record.audio)) < 2048
+            )  # AAC in the mp4
             _assert_imported(row["persons"], record, record.height, record.width)
 
 
 @pytest.mark.parametrize("config", ["all", "two_human", "multi_human"])
 def test_builder_class(clips_dir, synthetic_records, config, tmp_path):
-    builder = MITClipFolderBuilder(config_name=config, data_dir=str(clips_dir), cache_dir=str(tmp_path / "cache"))
+    builder = MITClipFolderBuilder(
+        config_name=config, data_dir=str(clips_dir), cache_dir=str(tmp_path / "cache")
+    )
     builder.download_and_prepare()
     ds = builder.as_dataset()
     assert builder.info.features == MIT_FEATURES
@@ -127,7 +152,7 @@ def test_one_frame_short_is_repaired_two_is_an_error(clips_dir, synthetic_record
         entry.pop("clip_range")
 
     _edit_speakers(folder, drop_last)
-    sorted(folder.glob("pose/*.json"))[-1].unlink()
+    max(folder.glob("pose/*.json")).unlink()
     imported = read_clip_folder(folder)
     assert imported.num_frames == record.num_frames
     for got, person in zip(imported.persons, record.persons):
@@ -137,11 +162,16 @@ def test_one_frame_short_is_repaired_two_is_an_error(clips_dir, synthetic_record
         np.testing.assert_array_equal(got.keypoints[-1], person.keypoints[-2])
 
     _edit_speakers(folder, lambda entry: entry.update(speaking_score=entry["speaking_score"][:-1]))
-    with pytest.raises(ClipValidationError, match=rf"{record.clip_id}.*person 'p0'.*'speaking_score'.*{record.num_frames - 2}"):
+    with pytest.raises(
+        ClipValidationError,
+        match=rf"{record.clip_id}.*person 'p0'.*'speaking_score'.*{record.num_frames - 2}",
+    ):
         read_clip_folder(folder)
-    sorted(folder.glob("pose/*.json"))[-1].unlink()
+    max(folder.glob("pose/*.json")).unlink()
     _edit_speakers(folder, lambda entry: entry.update(speaking_score=entry["speaking_score"] + [0.0]))
-    with pytest.raises(ClipValidationError, match=rf"{record.clip_id}.*'pose'.*{record.num_frames - 2} files"):
+    with pytest.raises(
+        ClipValidationError, match=rf"{record.clip_id}.*'pose'.*{record.num_frames - 2} files"
+    ):
         read_clip_folder(folder)
 
 
@@ -158,7 +188,9 @@ def test_plain_speaker_info_and_lite_pose_variant(synthetic_records, tmp_path):
         face = person.face_boxes
         centre, half = (face[:, 0] + face[:, 2]) / 2, 1.5 * (face[:, 2] - face[:, 0])
         stand_in = np.stack([centre - half, face[:, 1], centre + half, np.full(len(face), record.height)], 1)
-        np.testing.assert_allclose(got.boxes, np.clip(stand_in, 0, [record.width, record.height] * 2), atol=1e-4)
+        np.testing.assert_allclose(
+            got.boxes, np.clip(stand_in, 0, [record.width, record.height] * 2), atol=1e-4
+        )
         assert got.keypoints_133.shape == (record.num_frames, 133, 3)
 
 
@@ -169,7 +201,13 @@ def test_pose_assignment_picks_most_keypoints_inside_and_uses_each_pose_once():
         return p
 
     boxes = np.array([[0, 0, 50, 50], [40, 0, 100, 50]], np.float32)
-    poses = [pose(200, 200), pose(45, 10, count=60), pose(45, 10, count=100), pose(70, 20, count=30), pose(10, 10, 0.3)]
+    poses = [
+        pose(200, 200),
+        pose(45, 10, count=60),
+        pose(45, 10, count=100),
+        pose(70, 20, count=30),
+        pose(10, 10, 0.3),
+    ]
     # pose 2 (100 points) is inside both boxes: person 0 takes it first (tie broken by order),
     # person 1 then gets pose 1 (60 points, also inside box 1); pose 4's points are below 0.4.
     assert assign_poses(poses, boxes) == [2, 1]
@@ -235,11 +273,12 @@ def test_container_frame_count_mismatch_is_reencoded(clips_dir, synthetic_record
     assert probe_video(imported.video_path).num_frames == record.num_frames
 
 
-def test_bad_splits_file(clips_dir, tmp_path):
+def test_bad_splits_file(clips_dir, synthetic_records, tmp_path):
     bad = tmp_path / "clips"
     shutil.copytree(clips_dir, bad)
-    (bad / "splits.json").write_text(json.dumps({"synthetic_002": {"split": "test"}}))
-    with pytest.raises(ValueError, match="synthetic_002.*difficulty"):
+    name = synthetic_records[0].clip_id
+    (bad / "splits.json").write_text(json.dumps({name: {"split": "test"}}))
+    with pytest.raises(ValueError, match=f"{name}.*difficulty"):
         export_clip_folders(bad, tmp_path / "out", progress=False)
     (bad / "splits.json").write_text(json.dumps({"no_such_clip": "train"}))
     with pytest.raises(ValueError, match="no_such_clip"):
