@@ -42,13 +42,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.i3d import InceptionI3d
-from benchmark.i3d import load_inception_i3d
-from benchmark.video_loading import VideoInput
-from benchmark.video_loading import describe
-from benchmark.video_loading import iter_frame_chunks
-from benchmark.video_loading import num_video_frames
-from benchmark.video_loading import resize_frames
+from benchmark.i3d import InceptionI3d, load_inception_i3d
+from benchmark.video_loading import VideoInput, describe, iter_frame_chunks, num_video_frames, resize_frames
 
 DETECTOR_ENV = "MIT_BENCH_I3D"
 CLIP_LEN = 16
@@ -121,14 +116,18 @@ def load_detector(
     if features not in ("logits", "pool"):
         raise ValueError(f"features must be 'logits' or 'pool', got {features!r}")
     resolved = resolve_detector_path(path)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu"
+    device = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
     try:
         model = torch.jit.load(str(resolved), map_location=device).eval()
         kind = "stylegan-v-torchscript"
         if features != "logits":
-            raise ValueError(f"{resolved}: the TorchScript detector only gives its logits (features='logits')")
+            raise ValueError(
+                f"{resolved}: the TorchScript detector only gives its logits (features='logits')"
+            )
     except RuntimeError:
         # Not a TorchScript archive: a plain state dict.
         model = load_inception_i3d(resolved, device=device)
@@ -180,12 +179,16 @@ def extract_video_features(
         num_frames = num_video_frames(video)
         starts = video_clip_starts(num_frames, clip_len, max_clips_per_video)
         if not starts:
-            raise ValueError(f"video {describe(video)} has {num_frames} frames, fewer than one {clip_len}-frame clip")
+            raise ValueError(
+                f"video {describe(video)} has {num_frames} frames, fewer than one {clip_len}-frame clip"
+            )
         # Consecutive non-overlapping chunks are exactly the clips; decoding them one at a time keeps a long
         # 1080p reference out of memory.
         for clip in iter_frame_chunks(video, clip_len, num_frames=starts[-1] + clip_len):
             if len(clip) < clip_len:
-                raise ValueError(f"video {describe(video)}: decoding stopped before the end of a {clip_len}-frame clip")
+                raise ValueError(
+                    f"video {describe(video)}: decoding stopped before the end of a {clip_len}-frame clip"
+                )
             pending.append(preprocess_clips(clip[None]))
             if len(pending) == batch_size:
                 flush()
@@ -216,9 +219,14 @@ def gaussian_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     matrix square root.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    sigma1, sigma2 = (
+        np.atleast_2d(np.asarray(sigma1, np.float64)),
+        np.atleast_2d(np.asarray(sigma2, np.float64)),
+    )
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"shapes differ: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+        raise ValueError(
+            f"shapes differ: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
+        )
     eigvals, eigvecs = np.linalg.eigh((sigma1 + sigma1.T) / 2)
     sqrt1 = (eigvecs * np.sqrt(np.clip(eigvals, 0, None))) @ eigvecs.T
     inner = sqrt1 @ sigma2 @ sqrt1
@@ -245,8 +253,8 @@ def fvd_from_features(real, generated, detector: I3DDetector | None = None) -> d
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
     return {
         "fvd": frechet_distance(real, generated),
-        "num_real_clips": int(len(real)),
-        "num_generated_clips": int(len(generated)),
+        "num_real_clips": len(real),
+        "num_generated_clips": len(generated),
         "feature_dim": int(real.shape[1]),
         "detector": detector.describe() if detector is not None else None,
     }
@@ -263,8 +271,8 @@ __all__ = [
     "fvd_from_features",
     "gaussian_frechet_distance",
     "i3d_features",
-    "load_i3d",
     "load_detector",
+    "load_i3d",
     "preprocess_clips",
     "resolve_detector_path",
     "video_clip_starts",

@@ -139,7 +139,9 @@ class InceptionI3d(nn.Module):
         for name in self.end_point_names:
             x = getattr(self, name)(x)
         if x.shape[-2] < 7 or x.shape[-1] < 7 or x.shape[-3] < 2:
-            raise ValueError("InceptionI3d needs at least 9 frames at 224x224 (the 2x7x7 final pooling window)")
+            raise ValueError(
+                "InceptionI3d needs at least 9 frames at 224x224 (the 2x7x7 final pooling window)"
+            )
         return self.avg_pool(x)  # (N, C, T', 1, 1)
 
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,16 +159,19 @@ def load_inception_i3d(path: str | os.PathLike, device="cpu") -> InceptionI3d:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a state dict (got {type(state).__name__})")
+        raise TypeError(f"{path}: not a state dict (got {type(state).__name__})")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if "logits.conv3d.weight" not in state or "Conv3d_1a_7x7.conv3d.weight" not in state:
-        raise ValueError(f"{path}: not an InceptionI3d state dict (no 'Conv3d_1a_7x7.conv3d.weight' / "
-                         "'logits.conv3d.weight' keys)")
+        raise ValueError(
+            f"{path}: not an InceptionI3d state dict (no 'Conv3d_1a_7x7.conv3d.weight' / "
+            "'logits.conv3d.weight' keys)"
+        )
     num_classes = state["logits.conv3d.weight"].shape[0]
     width = state["Conv3d_1a_7x7.conv3d.weight"].shape[0] / 64
     model = InceptionI3d(num_classes=num_classes, width=width)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: InceptionI3d state dict mismatch: missing {missing[:5]}, unexpected "
-                         f"{unexpected[:5]}")
+        raise ValueError(
+            f"{path}: InceptionI3d state dict mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model.eval().to(device)

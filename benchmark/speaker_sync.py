@@ -6,17 +6,20 @@ person speaks, and stay still when they listen?
 
 For each person ``p`` and frame ``t`` (``F`` frames):
 
-1. Mouth box: the lower part of the face box -- rows ``[0.55, 1.0]`` of its height and columns ``[0.2, 0.8]`` of
-   its width (``MOUTH_REGION``); boxes are given in the pixels of the video scored, or in those of an
+1. Mouth box: the lower-middle part of the face box -- rows ``[0.5, 0.85]`` of its height and columns
+   ``[0.25, 0.75]`` of its width (``MOUTH_REGION``; it holds the mouth both for tight face boxes and for the
+   enlarged head boxes of MIT annotations, where the face spans about the middle 60 %); boxes are given in the pixels of the video scored, or in those of an
    ``annotation_size = (width, height)`` frame and rescaled to the video's size.
 2. Motion energy ``e[p, t]``: mean absolute difference of luma (0..1) between frames ``t`` and ``t - 1`` inside
-   the mouth box of frame ``t``, both sampled with the same box at ``CROP_SIZE`` (bilinear); minus the same
-   energy of the upper face band (rows ``[0.15, 0.45]``, the eyes), clipped at 0, which removes whole-head
-   motion (nodding, camera shake) that is not mouth motion. ``e[p, 0] = e[p, 1]``. Then a centred moving
-   average over ``smooth_frames`` frames (mouth motion alternates with still open/closed poses).
+   the mouth box of frame ``t``, both sampled with the same box at ``CROP_SIZE`` (bilinear);
+   ``e[p, 0] = e[p, 1]``. Then a centred moving average over ``smooth_frames`` frames (mouth motion alternates
+   with still open/closed poses). Subtracting the motion of the upper face (to discount nodding) was tried
+   and lowered the ground-truth score on the synthetic set (eye and hair motion), so it is not done.
 3. Speaker sync of ``p``: the Pearson correlation over frames between ``e[p]`` and the speaking score ``s[p]``
-   (in [-1, 1], > 0 speaking). Undefined (NaN, not averaged) when either is constant. The video's value is the
-   mean over persons; a set's value the mean over videos.
+   (in [-1, 1], > 0 speaking). Defined only for persons who both speak (some ``s > 0``) and listen (some
+   ``s < 0``) in the clip -- otherwise the correlation would follow score noise, not turn-taking -- and when
+   the energy is not constant; undefined values are NaN and left out of means. The video's value is the mean
+   over persons; a set's value the mean over videos.
 4. False-talking rate: the fraction of listening frames (``s < 0``, all persons) whose energy exceeds a
    threshold calibrated on the same video's speaking frames (``s > 0``): the ``threshold_quantile`` (0.25)
    quantile of their energies, i.e. a level three quarters of real speaking frames exceed. NaN when the video
@@ -41,12 +44,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.video_loading import VideoInput
-from benchmark.video_loading import iter_frame_chunks
+from benchmark.video_loading import VideoInput, iter_frame_chunks
 
-#: Mouth and upper-face (eyes) bands as (top, bottom, left, right) fractions of the face box.
-MOUTH_REGION = (0.55, 1.0, 0.2, 0.8)
-UPPER_FACE_REGION = (0.15, 0.45, 0.2, 0.8)
+#: Mouth band as (top, bottom, left, right) fractions of the face box.
+MOUTH_REGION = (0.5, 0.85, 0.25, 0.75)
 #: (height, width) at which each region is resampled before differencing.
 CROP_SIZE = (16, 24)
 LUMA_BT601 = (0.299, 0.587, 0.114)
@@ -55,7 +56,9 @@ LUMA_BT601 = (0.299, 0.587, 0.114)
 def _as_float_array(values, name: str, shape_tail: tuple) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 + len(shape_tail) + 1 or tuple(array.shape[2:]) != shape_tail:
-        raise ValueError(f"{name} must have shape (P, F{''.join(f', {d}' for d in shape_tail)}), got {array.shape}")
+        raise ValueError(
+            f"{name} must have shape (P, F{''.join(f', {d}' for d in shape_tail)}), got {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf")
     return array
@@ -84,7 +87,7 @@ def _sampling_grid(boxes: torch.Tensor, height: int, width: int, size: tuple[int
 @torch.no_grad()
 def _region_motion(luma_prev, luma_cur, boxes, size) -> torch.Tensor:
     """Mean |cur - prev| inside each frame's box (sampled with the same box in both frames): ``(N,)``."""
-    n, _, height, width = luma_cur.shape
+    height, width = luma_cur.shape[-2:]
     grid = _sampling_grid(boxes, height, width, size)
     cur = F.grid_sample(luma_cur, grid, mode="bilinear", padding_mode="border", align_corners=False)
     prev = F.grid_sample(luma_prev, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -96,11 +99,10 @@ def mouth_motion_energy(
     video: VideoInput,
     face_boxes,
     annotation_size: tuple[float, float] | None = None,
-    compensate_head_motion: bool = True,
     chunk_frames: int = 64,
     device=None,
 ) -> np.ndarray:
-    """Raw (unsmoothed) mouth motion energy ``(P, F)`` of a video (path or ``(F, H, W, 3)`` array).
+    """Unsmoothed mouth motion energy ``(P, F)`` of a video (path or ``(F, H, W, 3)`` array).
 
     ``face_boxes``: ``(P, F, 4)`` xyxy in video pixels, or in pixels of an ``annotation_size = (width, height)``
     frame (rescaled to the video's size). The video must have at least ``F`` frames; the first ``F`` are used.
@@ -110,9 +112,8 @@ def mouth_motion_energy(
     if num_frames < 2:
         raise ValueError(f"speaker sync needs at least 2 frames, got {num_frames}")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    regions = [MOUTH_REGION] + ([UPPER_FACE_REGION] if compensate_head_motion else [])
     luma_weights = torch.tensor(LUMA_BT601, device=device).view(1, 3, 1, 1)
-    energy = torch.zeros(len(regions), num_persons, num_frames, device=device)
+    energy = torch.zeros(num_persons, num_frames, device=device)
     previous = None  # last luma frame of the previous chunk
     start = 0
     for chunk in iter_frame_chunks(video, chunk_frames, num_frames):
@@ -120,23 +121,23 @@ def mouth_motion_energy(
             if annotation_size is not None:
                 height, width = chunk.shape[1:3]
                 boxes = boxes * np.tile([width / annotation_size[0], height / annotation_size[1]], 2)
-            region_tensors = [torch.from_numpy(region_boxes(boxes, r)).float().to(device) for r in regions]
+            mouths = torch.from_numpy(region_boxes(boxes, MOUTH_REGION)).float().to(device)  # (P, F, 4)
         frames = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
         scale = 255.0 if frames.dtype == torch.uint8 else 1.0
-        luma = (frames.permute(0, 3, 1, 2).float() / scale * luma_weights).sum(1, keepdim=True)  # (n, 1, H, W)
+        luma = (frames.permute(0, 3, 1, 2).float() / scale * luma_weights).sum(
+            1, keepdim=True
+        )  # (n, 1, H, W)
         sequence = luma if previous is None else torch.cat([previous, luma])
         first = start if previous is None else start - 1  # frame index of sequence[0]
         prev, cur = sequence[:-1], sequence[1:]  # pairs (t - 1, t) for t = first + 1 ...
         indices = torch.arange(first + 1, first + 1 + len(cur), device=device)
-        for r, region in enumerate(region_tensors):
-            for p in range(num_persons):
-                energy[r, p, indices] = _region_motion(prev, cur, region[p, indices], CROP_SIZE)
+        for p in range(num_persons):
+            energy[p, indices] = _region_motion(prev, cur, mouths[p, indices], CROP_SIZE)
         previous = luma[-1:]
         start += len(chunk)
     if start < num_frames:
         raise ValueError(f"the video has {start} frames but the annotations have {num_frames}")
-    energy = energy[0] - energy[1] if compensate_head_motion else energy[0]
-    energy = energy.clamp_min(0).cpu().numpy().astype(np.float64)
+    energy = energy.cpu().numpy().astype(np.float64)
     energy[:, 0] = energy[:, 1]
     return energy
 
@@ -165,11 +166,15 @@ def speaker_sync_scores(
     scores = _as_float_array(speaking_scores, "speaking_scores", ())
     if scores.shape != energy.shape:
         raise ValueError(f"speaking_scores {scores.shape} and face_boxes {energy.shape[:2]} (P, F) differ")
-    per_person = [_pearson(e, s) for e, s in zip(energy, scores)]
+    per_person = [
+        _pearson(e, s) if (s > 0).any() and (s < 0).any() else float("nan") for e, s in zip(energy, scores)
+    ]
     defined = [v for v in per_person if np.isfinite(v)]
     speaking, listening = energy[scores > 0], energy[scores < 0]
     threshold = float(np.quantile(speaking, threshold_quantile)) if speaking.size else float("nan")
-    false_talking = float((listening > threshold).mean()) if speaking.size and listening.size else float("nan")
+    false_talking = (
+        float((listening > threshold).mean()) if speaking.size and listening.size else float("nan")
+    )
     return {
         "speaker_sync": float(np.mean(defined)) if defined else float("nan"),
         "per_person": per_person,
@@ -187,13 +192,10 @@ def score_video(
     annotation_size: tuple[float, float] | None = None,
     smooth_frames: int = 5,
     threshold_quantile: float = 0.25,
-    compensate_head_motion: bool = True,
     device=None,
 ) -> dict:
     """Speaker sync, per-person correlations and false-talking rate of one video (see the module docstring)."""
-    energy = mouth_motion_energy(
-        video, face_boxes, annotation_size=annotation_size, compensate_head_motion=compensate_head_motion, device=device
-    )
+    energy = mouth_motion_energy(video, face_boxes, annotation_size=annotation_size, device=device)
     return speaker_sync_scores(energy, speaking_scores, smooth_frames, threshold_quantile)
 
 

@@ -27,8 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mit_dataset.video_io import probe_video
-from mit_dataset.video_io import read_video_frames
+from mit_dataset.video_io import probe_video, read_video_frames
 
 VideoInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor
 
@@ -68,7 +67,9 @@ def load_frames(video: VideoInput, start: int = 0, count: int | None = None) -> 
     return read_video_frames(video, start=start, count=count)
 
 
-def iter_frame_chunks(video: VideoInput, chunk_size: int, num_frames: int | None = None) -> Iterator[np.ndarray]:
+def iter_frame_chunks(
+    video: VideoInput, chunk_size: int, num_frames: int | None = None
+) -> Iterator[np.ndarray]:
     """Consecutive ``(<=chunk_size, H, W, 3)`` chunks of the first ``num_frames`` frames (all by default)."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -117,4 +118,6 @@ def resize_frames(frames: torch.Tensor, height: int, width: int, antialias: bool
     """Bilinear resize of float ``(N, C, H, W)`` frames; a no-op at the target size."""
     if tuple(frames.shape[-2:]) == (height, width):
         return frames
-    return F.interpolate(frames, size=(height, width), mode="bilinear", align_corners=False, antialias=antialias)
+    return F.interpolate(
+        frames, size=(height, width), mode="bilinear", align_corners=False, antialias=antialias
+    )

@@ -33,11 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.video_loading import VideoInput
-from benchmark.video_loading import check_pair
-from benchmark.video_loading import describe
-from benchmark.video_loading import iter_frame_chunks
-from benchmark.video_loading import resize_frames
+from benchmark.video_loading import VideoInput, check_pair, describe, iter_frame_chunks, resize_frames
 
 SSIM_CONVENTIONS = ("gaussian_rgb", "grayscale_7x7")
 FRAME_METRICS = ("psnr", "ssim")
@@ -58,17 +54,23 @@ def _to_tensor(frames, device, dtype) -> tuple[torch.Tensor, bool]:
 
 def _prepare(predictions, references, data_range, device, dtype=torch.float32):
     if tuple(predictions.shape) != tuple(references.shape):
-        raise ValueError(f"predictions {tuple(predictions.shape)} and references {tuple(references.shape)} differ")
+        raise ValueError(
+            f"predictions {tuple(predictions.shape)} and references {tuple(references.shape)} differ"
+        )
     if predictions.ndim != 4 or predictions.shape[-1] != 3:
         raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(predictions.shape)}")
-    device = torch.device(device) if device is not None else (
-        predictions.device if isinstance(predictions, torch.Tensor) else torch.device("cpu")
+    device = (
+        torch.device(device)
+        if device is not None
+        else (predictions.device if isinstance(predictions, torch.Tensor) else torch.device("cpu"))
     )
     x, x_uint8 = _to_tensor(predictions, device, dtype)
     y, y_uint8 = _to_tensor(references, device, dtype)
     if data_range is None:
         if x_uint8 != y_uint8:
-            raise ValueError("predictions and references have different dtypes (uint8 vs float): pass data_range")
+            raise ValueError(
+                "predictions and references have different dtypes (uint8 vs float): pass data_range"
+            )
         data_range = 255.0 if x_uint8 else 1.0
         if not x_uint8 and (min(x.min(), y.min()) < 0 or max(x.max(), y.max()) > 1):
             raise ValueError("float frames must lie in [0, 1] unless data_range is given")
@@ -169,7 +171,8 @@ def score_video_pair(
     num_frames = check_pair(prediction, reference, truncate=truncate)
     values: dict[str, list[torch.Tensor]] = {m: [] for m in metrics}
     chunks = zip(
-        iter_frame_chunks(prediction, chunk_frames, num_frames), iter_frame_chunks(reference, chunk_frames, num_frames)
+        iter_frame_chunks(prediction, chunk_frames, num_frames),
+        iter_frame_chunks(reference, chunk_frames, num_frames),
     )
     for pred, ref in chunks:
         n = min(len(pred), len(ref))

@@ -3,10 +3,7 @@
 import datasets
 import evaluate
 
-from benchmark.fvd import CLIP_LEN
-from benchmark.fvd import extract_video_features
-from benchmark.fvd import fvd_from_features
-from benchmark.fvd import load_detector
+from benchmark.fvd import CLIP_LEN, extract_video_features, fvd_from_features, load_detector
 
 _DESCRIPTION = """
 FVD: every video is cut into non-overlapping 16-frame clips; each clip is resized to 224x224 (bilinear, whole
@@ -57,7 +54,9 @@ class Fvd(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
         )
 
     def _compute(

@@ -8,11 +8,10 @@ from benchmark.speaker_sync import score_video
 
 _DESCRIPTION = """
 A per-speaker audio-visual interaction score that needs no pretrained weights. For each person, the motion
-energy of the mouth region (rows 0.55-1.0 and columns 0.2-0.8 of the face box) is the mean absolute luma
-difference between consecutive frames, minus that of the upper face (rows 0.15-0.45: whole-head motion),
-clipped at 0 and smoothed over 5 frames. speaker_sync is the Pearson correlation over time between that
-energy and the person's speaking score (> 0 speaking), averaged over persons (persons with a constant score
-or energy are left out), then over videos. false_talking_rate is the fraction of listening frames (score < 0)
+energy of the mouth region (rows 0.5-0.85 and columns 0.25-0.75 of the face box) is the mean absolute luma
+difference between consecutive frames inside it, smoothed over 5 frames. speaker_sync is the Pearson correlation over time between that
+energy and the person's speaking score (> 0 speaking), averaged over the persons who both speak and listen in
+the clip (others are left out), then over videos. false_talking_rate is the fraction of listening frames (score < 0)
 whose energy exceeds the 25th percentile of the same video's speaking frames, averaged over videos. Higher
 speaker_sync and lower false_talking_rate are better.
 """
@@ -26,7 +25,6 @@ Args:
         are rescaled to each video's size. Default: boxes are in the video's pixels.
     smooth_frames (`int`): moving-average window of the energy, default 5.
     threshold_quantile (`float`): quantile of speaking-frame energy used as the talking threshold, default 0.25.
-    compensate_head_motion (`bool`): subtract upper-face motion, default True.
     device (`str`, optional): torch device, default cpu.
 Returns:
     speaker_sync (`float`), false_talking_rate (`float`): means over videos where defined;
@@ -97,7 +95,6 @@ class SpeakerSync(evaluate.Metric):
         annotation_size=None,
         smooth_frames=5,
         threshold_quantile=0.25,
-        compensate_head_motion=True,
         device=None,
     ):
         results = []
@@ -110,7 +107,6 @@ class SpeakerSync(evaluate.Metric):
                     annotation_size=annotation_size,
                     smooth_frames=smooth_frames,
                     threshold_quantile=threshold_quantile,
-                    compensate_head_motion=compensate_head_motion,
                     device=device,
                 )
             )

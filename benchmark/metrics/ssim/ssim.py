@@ -4,8 +4,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from benchmark.video_metrics import SSIM_CONVENTIONS
-from benchmark.video_metrics import score_video_pair
+from benchmark.video_metrics import SSIM_CONVENTIONS, score_video_pair
 
 _DESCRIPTION = """
 Structural similarity per frame with an explicit data range (255 for decoded videos). Two conventions:
@@ -55,7 +54,9 @@ class Ssim(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
         )
 
     def _compute(
