@@ -7,8 +7,9 @@ Split plan (:func:`plan_clips`), for ``N`` clips:
   ``two_human``, ``multi_human``, ... so every (split, difficulty, subset) combination has a clip as soon
   as ``N >= 8``.
 * Identities: roster entries ``0 .. num_seen-1`` are the *seen* pool, the next ``num_unseen`` the *unseen*
-  pool. Train clips cycle through the seen pool; test-easy clips use only identities that appear in this
-  plan's train clips (new motion/audio seeds); test-challenging clips use only unseen identities and the
+  pool (16 and 8, growing with ``N``); people in one clip are picked to look distinct (shirt colours).
+  Train clips cycle through the seen pool; test-easy clips use only identities that appear in this plan's
+  train clips (new motion/audio seeds); test-challenging clips use only unseen identities and the
   ``"heated"`` conversation style (short turns, over-talking, rapid switches) instead of ``"talk"``.
 * ``two_human`` clips ("SyntheticTonightShow") have 2 people, ``multi_human`` ("SyntheticLateLateShow") 2-4.
 
@@ -41,6 +42,8 @@ SOURCES = {"two_human": "SyntheticTonightShow", "multi_human": "SyntheticLateLat
 STYLE_BY_DIFFICULTY = {"": "talk", "easy": "talk", "challenging": "heated"}
 NUM_SEEN_IDENTITIES = 16
 NUM_UNSEEN_IDENTITIES = 8
+#: Smallest L1 RGB distance between the shirts of two people in one clip (when the pool allows).
+MIN_SHIRT_DISTANCE = 90
 #: Raw TalkNet-like logit while speaking / silent.
 SPEAKING_LOGIT = 2.5
 MIN_SIZE = 32
@@ -87,41 +90,56 @@ def num_frames_for(seconds: float, fps: float = FPS) -> int:
     return frames
 
 
+def looks_distinct(a: int, b: int) -> bool:
+    """Whether roster entries ``a`` and ``b`` are easy to tell apart in one frame (shirt colours far apart)."""
+    shirt_a, shirt_b = make_identity(a).shirt, make_identity(b).shirt
+    return sum(abs(x - y) for x, y in zip(shirt_a, shirt_b)) >= MIN_SHIRT_DISTANCE
+
+
+def _pick(order: list[int], count: int) -> list[int]:
+    """The first ``count`` entries of ``order`` that look distinct from those already picked (relaxed to
+    any distinct entries when the pool is too small for that)."""
+    chosen: list[int] = []
+    for strict in (True, False):
+        for i in order:
+            if len(chosen) == count:
+                return chosen
+            if i not in chosen and (not strict or all(looks_distinct(i, c) for c in chosen)):
+                chosen.append(i)
+    return chosen
+
+
 def plan_clips(
     num_clips: int,
     seed: int = 0,
     seconds: float = 3.0,
-    num_seen_identities: int = NUM_SEEN_IDENTITIES,
-    num_unseen_identities: int = NUM_UNSEEN_IDENTITIES,
+    num_seen_identities: int | None = None,
+    num_unseen_identities: int | None = None,
 ) -> list[SyntheticClipSpec]:
-    """Deterministic split/subset/identity plan for ``num_clips`` clips (rules in the module docstring)."""
+    """Deterministic split/subset/identity plan for ``num_clips`` clips (rules in the module docstring).
+
+    The identity pools default to ``max(16, num_clips // 2)`` seen and ``max(8, num_clips // 6)`` unseen
+    roster entries.
+    """
     if num_clips < 0:
         raise ValueError(f"num_clips must be >= 0, got {num_clips}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    if num_seen_identities < 4 or num_unseen_identities < 4:
+    num_seen = (
+        max(NUM_SEEN_IDENTITIES, num_clips // 2) if num_seen_identities is None else num_seen_identities
+    )
+    num_unseen = (
+        max(NUM_UNSEEN_IDENTITIES, num_clips // 6) if num_unseen_identities is None else num_unseen_identities
+    )
+    if num_seen < 4 or num_unseen < 4:
         raise ValueError(
-            f"need >= 4 seen and >= 4 unseen identities (4 people per clip at most), "
-            f"got {num_seen_identities} and {num_unseen_identities}"
+            f"need >= 4 seen and >= 4 unseen identities (4 people per clip at most), got {num_seen} and {num_unseen}"
         )
     num_frames = num_frames_for(seconds)
     rng = np.random.default_rng([seed, 0x9A17])
-    seen = list(range(num_seen_identities))
-    unseen = list(range(num_seen_identities, num_seen_identities + num_unseen_identities))
-    queue: list[int] = []
-
-    def draw_cycled(count: int) -> list[int]:
-        chosen: list[int] = []
-        while len(chosen) < count:
-            if not queue:
-                queue.extend(int(i) for i in rng.permutation(seen))
-            candidate = next((i for i in queue if i not in chosen), None)
-            if candidate is None:  # the rest of the queue is already in this clip: start a new round
-                queue.extend(int(i) for i in rng.permutation(seen))
-                continue
-            queue.remove(candidate)
-            chosen.append(candidate)
-        return chosen
+    seen = list(range(num_seen))
+    unseen = list(range(num_seen, num_seen + num_unseen))
+    queue: list[int] = []  # train clips walk through shuffled rounds of the seen pool
 
     n_train, n_easy, n_challenging = _split_counts(num_clips)
     groups = (
@@ -136,13 +154,17 @@ def plan_clips(
         subset = ("two_human", "multi_human")[k % 2]
         count = 2 if subset == "two_human" else int(rng.integers(2, 5))
         if split == "train":
-            people = draw_cycled(count)
+            while len(queue) < 2 * count + 4:
+                queue.extend(int(i) for i in rng.permutation(seen))
+            people = _pick(queue, count)
+            for i in people:
+                queue.remove(i)
             seen_in_train.extend(i for i in people if i not in seen_in_train)
         elif difficulty == "easy":
             pool = seen_in_train or seen
-            people = [int(i) for i in rng.choice(pool, size=min(count, len(pool)), replace=False)]
+            people = _pick([int(i) for i in rng.permutation(pool)], min(count, len(pool)))
         else:
-            people = [int(i) for i in rng.choice(unseen, size=count, replace=False)]
+            people = _pick([int(i) for i in rng.permutation(unseen)], count)
         clip_seed = int(np.random.SeedSequence([seed, index, 0xC11B]).generate_state(1)[0])
         start = int(rng.integers(0, 200_000))
         source = SOURCES[subset]

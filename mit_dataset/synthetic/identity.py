@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -75,6 +76,7 @@ def _rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
     return round(r * 255), round(g * 255), round(b * 255)
 
 
+@lru_cache(maxsize=4096)
 def make_identity(index: int) -> Identity:
     """The roster entry ``index`` (deterministic, independent of any generator seed)."""
     if index < 0:
