@@ -203,41 +203,27 @@ def test_push_uses_upload_folder(synthetic_dataset_dir, monkeypatch):
 
 
 def test_write_synthetic_dataset_and_cli(tmp_path):
-    pytest.importorskip("mit_dataset.synthetic")
     from mit_dataset.cli import main
 
     out = tmp_path / "synth"
-    main(
-        [
-            "synth",
-            "--out",
-            str(out),
-            "--num-clips",
-            "4",
-            "--width",
-            "128",
-            "--height",
-            "72",
-            "--seconds",
-            "1.0",
-        ]
-    )
+    args = [
+        "synth",
+        "--out",
+        str(out),
+        "--num-clips",
+        "4",
+        "--width",
+        "128",
+        "--height",
+        "72",
+        "--seconds",
+        "1.0",
+    ]
+    main(args)
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert sum(part.num_rows for part in ds.values()) == 4
-    with pytest.raises(FileExistsError):
-        main(
-            [
-                "synth",
-                "--out",
-                str(out),
-                "--num-clips",
-                "4",
-                "--width",
-                "128",
-                "--height",
-                "72",
-                "--seconds",
-                "1.0",
-            ]
-        )
+    with pytest.raises(FileExistsError, match="overwrite"):
+        main(args)
+    main([*args, "--overwrite", "--seed", "1"])
+    assert sum(part.num_rows for part in load_dataset(str(out), cache_dir=str(tmp_path / "c2")).values()) == 4
     assert _leftovers(tmp_path, "synth") == []
