@@ -80,3 +80,14 @@ def test_unsupported_ablation_and_unknown_clip_are_clear_errors(split, pipeline,
         pass
     with pytest.raises(ValueError, match="not in the test split"):
         predict_submission(pipeline, split, tmp_path / "x", clip_ids=["nope"], **FAST)
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    pytest.importorskip("covog_diffusers.tiny")
+    from benchmark.demo import run_demo
+
+    done = run_demo(tmp_path / "demo", seed=0)
+    out = capsys.readouterr().out
+    assert done["complete"] and "| all | all | 4 |" in out and "demo finished" in out
+    assert done["results"].is_file() and done["model_card"].is_file()
+    assert len(list(done["predictions"].glob("*.mp4"))) == 4
