@@ -14,14 +14,14 @@ from .pipelines import SCHEDULER_CONFIG, CovOGPipeline, CovOGPipelineOutput, cre
 __all__ = [
     "SCHEDULER_CONFIG",
     "AudioProjection",
+    "CovOGDenoisingNet",
     "CovOGPipeline",
     "CovOGPipelineOutput",
-    "create_scheduler",
-    "plan_windows",
-    "CovOGDenoisingNet",
     "InteractiveAudioDriver",
     "MultiHumanPoseEncoder",
     "ReferenceAttentionControl",
     "ReferenceBank",
+    "create_scheduler",
+    "plan_windows",
     "wav2vec2_frame_features",
 ]

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection, Wav2Vec2Config, Wav2Vec2Model
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Wav2Vec2Config, Wav2Vec2Model
+
+try:  # transformers >= 5: the PIL backend by name (the default one wants torchvision)
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # transformers 4.x
+    from transformers import CLIPImageProcessor
 
 from .models import AudioProjection, CovOGDenoisingNet, MultiHumanPoseEncoder
 from .pipelines import CovOGPipeline, create_scheduler
@@ -113,7 +118,9 @@ def create_tiny_pipeline(seed: int = 0, randomize_zero_init: bool = False, **ove
     components = {}
     for name, build in builders.items():
         value = overrides.get(name)
-        components[name] = build() if value is None and name not in overrides or isinstance(value, dict) else value
+        components[name] = (
+            build() if value is None and name not in overrides or isinstance(value, dict) else value
+        )
     size = configs["image_encoder"]["image_size"]
     components["feature_extractor"] = overrides.get("feature_extractor") or CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}

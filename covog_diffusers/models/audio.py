@@ -55,7 +55,7 @@ def wav2vec2_frame_features(
     audio = resample_audio(waveform, sample_rate, WAV2VEC2_SAMPLE_RATE)
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"waveform must be a non-empty mono (S,) array, got shape {audio.shape}")
-    needed = int(round(num_frames / fps * WAV2VEC2_SAMPLE_RATE))
+    needed = round(num_frames / fps * WAV2VEC2_SAMPLE_RATE)
     if audio.shape[0] < needed:
         audio = np.pad(audio, (0, needed - audio.shape[0]))
     # The model needs at least one CNN receptive field (400 samples).
@@ -70,8 +70,10 @@ def wav2vec2_frame_features(
     hidden = torch.stack(hidden, dim=1)[0]  # (L, T, D)
     # Interpolate in time: (L, D, T) -> (L, D, F).
     seconds = audio.shape[0] / WAV2VEC2_SAMPLE_RATE
-    total_frames = max(num_frames, int(round(seconds * fps)))
-    frames = F.interpolate(hidden.transpose(1, 2).float(), size=total_frames, mode="linear", align_corners=False)
+    total_frames = max(num_frames, round(seconds * fps))
+    frames = F.interpolate(
+        hidden.transpose(1, 2).float(), size=total_frames, mode="linear", align_corners=False
+    )
     return frames[:, :, :num_frames].permute(2, 0, 1).contiguous()  # (F, L, D)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from diffusers.configuration_utils import register_to_config
+
 # DiffusionPipeline.from_pretrained finds a custom component's loader by looking ModelMixin up in its module.
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
@@ -120,7 +121,9 @@ class CovOGDenoisingNet(UNetMotionModel):
             time_cond_proj_dim=time_cond_proj_dim,
         )
         if addition_embed_type is not None or encoder_hid_dim_type is not None:
-            raise ValueError("CovOGDenoisingNet supports neither addition_embed_type nor encoder_hid_dim_type")
+            raise ValueError(
+                "CovOGDenoisingNet supports neither addition_embed_type nor encoder_hid_dim_type"
+            )
         self.audio_drivers = None
         if use_iad:
             channels = list(block_out_channels)
@@ -160,7 +163,7 @@ class CovOGDenoisingNet(UNetMotionModel):
     def forward(
         self,
         sample: torch.Tensor,
-        timestep: torch.Tensor | float | int,
+        timestep: torch.Tensor | float,
         encoder_hidden_states: torch.Tensor,
         pose_features: torch.Tensor | None = None,
         audio_tokens: torch.Tensor | None = None,
@@ -294,7 +297,9 @@ class CovOGDenoisingNet(UNetMotionModel):
             raise ValueError("audio_tokens need speaking_scores (B, P, F) and face_masks (B, P, F, Hm, Wm)")
         p = speaking_scores.shape[1]
         if p > self.config.max_speakers:
-            raise ValueError(f"{p} speakers given, the model supports at most max_speakers={self.config.max_speakers}")
+            raise ValueError(
+                f"{p} speakers given, the model supports at most max_speakers={self.config.max_speakers}"
+            )
         if audio_tokens.shape[:2] != (b, f):
             raise ValueError(f"audio_tokens {tuple(audio_tokens.shape)} do not match (B={b}, F={f}, M, D)")
         if speaking_scores.shape != (b, p, f):

@@ -50,7 +50,9 @@ class InteractiveAudioDriver(nn.Module):
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
         # sigmoid(MLP(score)): one gate value per audio channel.
-        self.gate = nn.Sequential(nn.Linear(1, gate_hidden_dim), nn.SiLU(), nn.Linear(gate_hidden_dim, audio_dim))
+        self.gate = nn.Sequential(
+            nn.Linear(1, gate_hidden_dim), nn.SiLU(), nn.Linear(gate_hidden_dim, audio_dim)
+        )
 
     def speaker_gates(self, speaking_scores: torch.Tensor) -> torch.Tensor:
         """``(N, P) -> (N, P, audio_dim)`` gates in (0, 1)."""

@@ -14,6 +14,8 @@ encoded once.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -37,7 +39,7 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
         channels = list(block_out_channels)
         self.conv_in = nn.Conv2d(conditioning_channels, channels[0], kernel_size=3, padding=1)
         self.blocks = nn.ModuleList()
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             self.blocks.append(nn.Conv2d(c_in, c_in, kernel_size=3, padding=1))
             self.blocks.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, stride=2))
         self.conv_out = nn.Conv2d(channels[-1], out_channels, kernel_size=3, padding=1)
@@ -75,7 +77,9 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
             return self.encode_single(masked.amax(dim=1))
 
         s = self.downscale_factor
-        out = torch.zeros(n, self.config.out_channels, h // s, w // s, device=pose_maps.device, dtype=self.dtype)
+        out = torch.zeros(
+            n, self.config.out_channels, h // s, w // s, device=pose_maps.device, dtype=self.dtype
+        )
         flat_mask = person_mask.reshape(-1)
         if flat_mask.any():
             # Encode only the valid persons, then scatter-add each one into its sample.

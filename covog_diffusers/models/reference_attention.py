@@ -56,7 +56,9 @@ class ReferenceWriteProcessor:
     def __init__(self, bank: ReferenceBank, name: str):
         self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ):
         if self.bank.writing:
             self.bank.features[self.name] = hidden_states
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -68,7 +70,9 @@ class ReferenceReadProcessor:
     def __init__(self, bank: ReferenceBank, name: str):
         self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ):
         reference = self.bank.features.get(self.name)
         if reference is None or encoder_hidden_states is not None:
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -87,7 +91,9 @@ class ReferenceReadProcessor:
                 raise ValueError(f"bank.keep must have shape ({videos},), got {tuple(keep.shape)}")
             # Additive mask (batch, 1, keys): 0 for own tokens, -inf-like for dropped references.
             dropped = (~keep.to(hidden_states.device)).repeat_interleave(frames)
-            mask = torch.zeros(batch, 1, context.shape[1], device=hidden_states.device, dtype=hidden_states.dtype)
+            mask = torch.zeros(
+                batch, 1, context.shape[1], device=hidden_states.device, dtype=hidden_states.dtype
+            )
             mask[dropped, :, own_tokens:] = torch.finfo(hidden_states.dtype).min
             attention_mask = mask if attention_mask is None else attention_mask + mask
         return self.inner(attn, hidden_states, context, attention_mask, temb)
@@ -102,12 +108,17 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
         self._saved: list[tuple[object, dict]] = []
 
     def install(self) -> ReferenceAttentionControl:
-        for unet, kind in ((self.reference_unet, ReferenceWriteProcessor), (self.denoising_unet, ReferenceReadProcessor)):
+        for unet, kind in (
+            (self.reference_unet, ReferenceWriteProcessor),
+            (self.denoising_unet, ReferenceReadProcessor),
+        ):
             current = unet.attn_processors
             self._saved.append((unet, dict(current)))
             unet.set_attn_processor(
                 {
-                    name: kind(self.bank, name.removesuffix(".processor")) if is_reference_attention(name) else proc
+                    name: kind(self.bank, name.removesuffix(".processor"))
+                    if is_reference_attention(name)
+                    else proc
                     for name, proc in current.items()
                 }
             )
@@ -140,7 +151,9 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
         unet = self.reference_unet
         handle = None
         if pose_embedding is not None:
-            handle = unet.conv_in.register_forward_hook(lambda module, args, output: output + pose_embedding.to(output.dtype))
+            handle = unet.conv_in.register_forward_hook(
+                lambda module, args, output: output + pose_embedding.to(output.dtype)
+            )
         self.bank.features.clear()
         self.bank.writing = True
         try:
@@ -149,7 +162,11 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
             self.bank.writing = False
             if handle is not None:
                 handle.remove()
-        missing = {n.removesuffix(".processor") for n in self.denoising_unet.attn_processors if is_reference_attention(n)}
+        missing = {
+            n.removesuffix(".processor")
+            for n in self.denoising_unet.attn_processors
+            if is_reference_attention(n)
+        }
         missing -= set(self.bank.features)
         if missing:
             raise ValueError(

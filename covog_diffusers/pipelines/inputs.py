@@ -62,13 +62,17 @@ def image_to_uint8(image, name: str = "reference_image") -> np.ndarray:
 
 
 def _pose_kind(array: np.ndarray, name: str, per_frame: bool) -> str:
-    """"keypoints" or "maps" from the shape; ValueError otherwise."""
+    """ "keypoints" or "maps" from the shape; ValueError otherwise."""
     lead = 2 if per_frame else 1
     if array.ndim == lead + 2 and array.shape[-2:] == (NUM_KEYPOINTS, 3):
         return "keypoints"
     if array.ndim == lead + 3 and array.shape[lead] == 3:
         return "maps"
-    expect = "(P, F, 59, 3) keypoints or (P, F, 3, H, W) maps" if per_frame else "(P, 59, 3) keypoints or (P, 3, H, W) maps"
+    expect = (
+        "(P, F, 59, 3) keypoints or (P, F, 3, H, W) maps"
+        if per_frame
+        else "(P, 59, 3) keypoints or (P, 3, H, W) maps"
+    )
     raise ValueError(f"{name} must be {expect}, got shape {array.shape}")
 
 
@@ -89,8 +93,12 @@ def box_coverage_masks(boxes: np.ndarray, height: int, width: int, grid_h: int, 
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
     cells_x = np.arange(grid_w, dtype=np.float32)
     cells_y = np.arange(grid_h, dtype=np.float32)
-    cover_x = np.clip(np.minimum(x2[..., None] * sx, cells_x + 1) - np.maximum(x1[..., None] * sx, cells_x), 0, 1)
-    cover_y = np.clip(np.minimum(y2[..., None] * sy, cells_y + 1) - np.maximum(y1[..., None] * sy, cells_y), 0, 1)
+    cover_x = np.clip(
+        np.minimum(x2[..., None] * sx, cells_x + 1) - np.maximum(x1[..., None] * sx, cells_x), 0, 1
+    )
+    cover_y = np.clip(
+        np.minimum(y2[..., None] * sy, cells_y + 1) - np.maximum(y1[..., None] * sy, cells_y), 0, 1
+    )
     return cover_y[..., :, None] * cover_x[..., None, :] * valid[..., None, None]
 
 
@@ -120,7 +128,9 @@ class CovOGInputs:
         if self.pose_keypoints is not None:
             from mit_dataset.pose_render import render_pose_maps
 
-            maps = render_pose_maps(self.pose_keypoints[:, start:end], self.height, self.width)  # (P, n, H, W, 3)
+            maps = render_pose_maps(
+                self.pose_keypoints[:, start:end], self.height, self.width
+            )  # (P, n, H, W, 3)
             maps = torch.from_numpy(maps).permute(1, 0, 4, 2, 3).float() / 255.0
         else:
             maps = torch.from_numpy(self.pose_maps[:, start:end]).transpose(0, 1)
@@ -139,8 +149,8 @@ class CovOGInputs:
 
     def audio_span(self, start: int, end: int) -> np.ndarray:
         """Samples of frames ``[start, end)``."""
-        a = int(round(start / self.fps * self.sample_rate))
-        b = int(round(end / self.fps * self.sample_rate))
+        a = round(start / self.fps * self.sample_rate)
+        b = round(end / self.fps * self.sample_rate)
         return self.audio[a:b]
 
 
@@ -199,7 +209,9 @@ def prepare_inputs(
             "give one reference pose per person, in the same order"
         )
     if max_speakers is not None and persons > max_speakers:
-        raise ValueError(f"{persons} persons given, but the model supports at most max_speakers={max_speakers}")
+        raise ValueError(
+            f"{persons} persons given, but the model supports at most max_speakers={max_speakers}"
+        )
 
     # Speaking scores and audio.
     if sample_rate is None or int(sample_rate) <= 0:
@@ -207,12 +219,16 @@ def prepare_inputs(
     sample_rate = int(sample_rate)
     tracks = None
     if speaker_audios is not None:
-        tracks = [_array(track, f"speaker_audios[{i}]").astype(np.float32) for i, track in enumerate(speaker_audios)]
+        tracks = [
+            _array(track, f"speaker_audios[{i}]").astype(np.float32) for i, track in enumerate(speaker_audios)
+        ]
         if len(tracks) != persons:
             raise ValueError(f"speaker_audios has {len(tracks)} tracks but poses have {persons} persons")
         for i, track in enumerate(tracks):
             if track.ndim != 1 or track.size == 0:
-                raise ValueError(f"speaker_audios[{i}] must be a non-empty mono (S,) waveform, got {track.shape}")
+                raise ValueError(
+                    f"speaker_audios[{i}] must be a non-empty mono (S,) waveform, got {track.shape}"
+                )
             _check_finite(track, f"speaker_audios[{i}]")
     if speaking_scores is None and tracks is None:
         raise ValueError("pass speaking_scores (P, F) in [-1, 1], or speaker_audios (one track per speaker)")
@@ -237,7 +253,9 @@ def prepare_inputs(
         if speaking_scores.ndim != 2:
             raise ValueError(f"speaking_scores must be (P, F), got shape {speaking_scores.shape}")
         if speaking_scores.shape[0] != persons:
-            raise ValueError(f"speaking_scores have {speaking_scores.shape[0]} persons but poses have {persons}")
+            raise ValueError(
+                f"speaking_scores have {speaking_scores.shape[0]} persons but poses have {persons}"
+            )
         if speaking_scores.shape[1] != pose_frames:
             diff = speaking_scores.shape[1] - pose_frames
             raise ValueError(
@@ -258,15 +276,19 @@ def prepare_inputs(
         num_frames = pose_frames
     num_frames = int(num_frames)
     if not 0 < num_frames <= pose_frames:
-        raise ValueError(f"num_frames={num_frames} must lie in [1, {pose_frames}] (the number of pose frames)")
-    needed = int(round(num_frames / fps * sample_rate))
+        raise ValueError(
+            f"num_frames={num_frames} must lie in [1, {pose_frames}] (the number of pose frames)"
+        )
+    needed = round(num_frames / fps * sample_rate)
     audio = np.pad(audio[:needed], (0, max(0, needed - audio.shape[0])))
 
     # Face boxes (IAD masks) from the head keypoints, or given with pre-rendered maps.
     if face_boxes is not None:
         face_boxes = _array(face_boxes, "face_boxes").astype(np.float32)
         if face_boxes.shape != (persons, pose_frames, 4):
-            raise ValueError(f"face_boxes must be ({persons}, {pose_frames}, 4), got shape {face_boxes.shape}")
+            raise ValueError(
+                f"face_boxes must be ({persons}, {pose_frames}, 4), got shape {face_boxes.shape}"
+            )
         face_boxes = face_boxes[:, :num_frames] * np.tile(scale, 2)
     elif pose_kind == "keypoints":
         face_boxes = None  # computed below from the scaled keypoints
@@ -292,7 +314,9 @@ def prepare_inputs(
     else:
         ref_maps = _maps_to_float(reference_poses, "reference_poses")
         if ref_maps.shape[-2:] != (height, width):
-            ref_maps = F.interpolate(torch.from_numpy(ref_maps), size=(height, width), mode="bilinear").numpy()
+            ref_maps = F.interpolate(
+                torch.from_numpy(ref_maps), size=(height, width), mode="bilinear"
+            ).numpy()
 
     if speaking_scores is None:
         from covog_diffusers.vad import speaking_scores_from_tracks

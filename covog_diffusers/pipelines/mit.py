@@ -17,8 +17,9 @@ SIZE_MULTIPLE = 64
 
 def default_size(clip_height: int, clip_width: int) -> tuple[int, int]:
     """``(height, width)`` with the long side 640 and the short side a multiple of 64 (aspect kept roughly)."""
+
     def short(long_px, a, b):
-        return max(SIZE_MULTIPLE, int(round(long_px * a / b / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+        return max(SIZE_MULTIPLE, round(long_px * a / b / SIZE_MULTIPLE) * SIZE_MULTIPLE)
 
     if clip_width >= clip_height:
         return short(DEFAULT_LONG_SIDE, clip_height, clip_width), DEFAULT_LONG_SIDE
@@ -72,7 +73,9 @@ def inputs_from_mit_row(
     if not 0 <= start_frame < total:
         raise ValueError(f"clip {row.get('clip_id')!r}: start_frame={start_frame} outside [0, {total})")
     if not 0 <= reference_frame < total:
-        raise ValueError(f"clip {row.get('clip_id')!r}: reference_frame={reference_frame} outside [0, {total})")
+        raise ValueError(
+            f"clip {row.get('clip_id')!r}: reference_frame={reference_frame} outside [0, {total})"
+        )
     num_frames = total - start_frame if num_frames is None else int(num_frames)
     if num_frames <= 0 or start_frame + num_frames > total:
         raise ValueError(
@@ -86,8 +89,8 @@ def inputs_from_mit_row(
     scores = [np.asarray(p["speaking_score"], dtype=np.float32) for p in persons]
     reference = _video_decoder(row["video"]).get_frame_at(reference_frame).data.permute(1, 2, 0).numpy()
     audio, rate = _audio(row["audio"])
-    a = int(round(start_frame / fps * rate))
-    b = int(round(end / fps * rate))
+    a = round(start_frame / fps * rate)
+    b = round(end / fps * rate)
     if height is None or width is None:
         height, width = default_size(clip_h, clip_w)
     return {

@@ -33,7 +33,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
-from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection, Wav2Vec2Model
+from transformers import CLIPVisionModelWithProjection, Wav2Vec2Model
 
 from ..models.audio import AudioProjection, wav2vec2_frame_features
 from ..models.denoising_net import CovOGDenoisingNet
@@ -67,7 +67,9 @@ def create_scheduler() -> DDIMScheduler:
     return DDIMScheduler(**SCHEDULER_CONFIG)
 
 
-def rescale_noise_cfg(noise_cfg: torch.Tensor, noise_pred_cond: torch.Tensor, guidance_rescale: float) -> torch.Tensor:
+def rescale_noise_cfg(
+    noise_cfg: torch.Tensor, noise_pred_cond: torch.Tensor, guidance_rescale: float
+) -> torch.Tensor:
     """Lin et al. 2023 (zero-terminal-SNR paper), sec. 3.4: rescale the guided prediction's std to the
     conditional one's, mixing by ``guidance_rescale``."""
     dims = list(range(1, noise_cfg.ndim))
@@ -80,9 +82,7 @@ def rescale_noise_cfg(noise_cfg: torch.Tensor, noise_pred_cond: torch.Tensor, gu
 class CovOGPipeline(DiffusionPipeline):
     """CovOG generation pipeline (see the module docstring). Load with ``CovOGPipeline.from_pretrained(dir)``."""
 
-    model_cpu_offload_seq = (
-        "image_encoder->pose_adaptor->reference_unet->audio_encoder->audio_projection->pose_guider->denoising_unet->vae"
-    )
+    model_cpu_offload_seq = "image_encoder->pose_adaptor->reference_unet->audio_encoder->audio_projection->pose_guider->denoising_unet->vae"
     #: The pose adaptor is optional (AnimateAnyone had none); audio components are optional for the
     #: "without IAD" ablation.
     _optional_components = ["pose_adaptor", "audio_encoder", "audio_projection"]
@@ -92,7 +92,7 @@ class CovOGPipeline(DiffusionPipeline):
         self,
         vae: AutoencoderKL,
         image_encoder: CLIPVisionModelWithProjection,
-        feature_extractor: CLIPImageProcessor,
+        feature_extractor,  # CLIPImageProcessor (or its PIL variant)
         reference_unet: UNet2DConditionModel,
         denoising_unet: CovOGDenoisingNet,
         pose_guider: MultiHumanPoseEncoder,
@@ -144,7 +144,9 @@ class CovOGPipeline(DiffusionPipeline):
             if encoder is None:
                 continue
             if encoder.config.out_channels != c0:
-                raise ValueError(f"{name} outputs {encoder.config.out_channels} channels, the UNets start with {c0}")
+                raise ValueError(
+                    f"{name} outputs {encoder.config.out_channels} channels, the UNets start with {c0}"
+                )
             if encoder.downscale_factor != self.vae_scale_factor:
                 raise ValueError(
                     f"{name} downsamples by {encoder.downscale_factor}, the VAE by {self.vae_scale_factor}"
@@ -153,9 +155,13 @@ class CovOGPipeline(DiffusionPipeline):
         for name in ("denoising_unet", "reference_unet"):
             dim = getattr(self, name).config.cross_attention_dim
             if dim != clip_dim:
-                raise ValueError(f"{name} cross_attention_dim {dim} != image encoder projection_dim {clip_dim}")
+                raise ValueError(
+                    f"{name} cross_attention_dim {dim} != image encoder projection_dim {clip_dim}"
+                )
         if unet.audio_drivers is not None and (self.audio_encoder is None or self.audio_projection is None):
-            raise ValueError("the DenoisingNet has IADs (use_iad=True) but audio_encoder/audio_projection are missing")
+            raise ValueError(
+                "the DenoisingNet has IADs (use_iad=True) but audio_encoder/audio_projection are missing"
+            )
         if self.uses_audio:
             proj = self.audio_projection.config
             enc = self.audio_encoder.config
@@ -176,8 +182,11 @@ class CovOGPipeline(DiffusionPipeline):
         pil = Image.fromarray(inputs.reference_image)
         pixels = self.feature_extractor(images=pil, return_tensors="pt").pixel_values
         embeds = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds[:, None]
-        image = torch.from_numpy(inputs.reference_image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        latents = self.vae.encode(image.to(device, self.vae.dtype)).latent_dist.mode() * self.vae.config.scaling_factor
+        image = torch.tensor(inputs.reference_image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        latents = (
+            self.vae.encode(image.to(device, self.vae.dtype)).latent_dist.mode()
+            * self.vae.config.scaling_factor
+        )
         pose_embedding = None
         if self.pose_adaptor is not None:
             maps = torch.from_numpy(inputs.reference_pose_maps)[None].to(device, self.pose_adaptor.dtype)
@@ -202,7 +211,9 @@ class CovOGPipeline(DiffusionPipeline):
         cond = {"pose_features": pose.permute(1, 0, 2, 3)[None].to(dtype)}
         if self.uses_audio:
             cond["audio_tokens"] = self._encode_audio(inputs, start, end, device).to(dtype)
-            cond["speaking_scores"] = torch.from_numpy(inputs.speaking_scores[None, :, start:end]).to(device, dtype)
+            cond["speaking_scores"] = torch.from_numpy(inputs.speaking_scores[None, :, start:end]).to(
+                device, dtype
+            )
             cond["face_masks"] = inputs.face_masks_for(start, end, *latent_hw)[None].to(device, dtype)
             cond["person_mask"] = torch.ones(1, p, dtype=torch.bool, device=device)
         return cond
@@ -269,7 +280,9 @@ class CovOGPipeline(DiffusionPipeline):
             latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
             if callback_on_step_end is not None:
                 local = {"latents": latents, "noise_pred": noise_pred}
-                outputs = callback_on_step_end(self, i, t, {name: local[name] for name in callback_on_step_end_tensor_inputs})
+                outputs = callback_on_step_end(
+                    self, i, t, {name: local[name] for name in callback_on_step_end_tensor_inputs}
+                )
                 latents = outputs.pop("latents", latents)
             progress_bar.update()
         if k:
@@ -351,7 +364,9 @@ class CovOGPipeline(DiffusionPipeline):
             raise ValueError(f"num_inference_steps must be positive, got {num_inference_steps}")
         max_window = self.denoising_unet.config.motion_max_seq_length
         if window_frames > max_window:
-            raise ValueError(f"window_frames={window_frames} exceeds the motion module's maximum {max_window}")
+            raise ValueError(
+                f"window_frames={window_frames} exceeds the motion module's maximum {max_window}"
+            )
         self.check_components()
         inputs = prepare_inputs(
             reference_image,
@@ -388,11 +403,16 @@ class CovOGPipeline(DiffusionPipeline):
         outputs, previous = [], None
         with ReferenceAttentionControl(self.reference_unet, self.denoising_unet) as control:
             embeds, reference_latents, pose_embedding = self._encode_reference(inputs, device, do_cfg)
-            control.write(reference_latents.to(self.reference_unet.dtype), embeds.to(self.reference_unet.dtype),
-                          pose_embedding=pose_embedding)
+            control.write(
+                reference_latents.to(self.reference_unet.dtype),
+                embeds.to(self.reference_unet.dtype),
+                pose_embedding=pose_embedding,
+            )
             if do_cfg:
                 embeds = torch.cat([torch.zeros_like(embeds), embeds])
-                control.bank.features = {name: value.repeat(2, 1, 1) for name, value in control.bank.features.items()}
+                control.bank.features = {
+                    name: value.repeat(2, 1, 1) for name, value in control.bank.features.items()
+                }
                 control.bank.keep = torch.tensor([False, True], device=device)
             embeds = embeds.to(dtype)
 

@@ -26,7 +26,9 @@ def plan_windows(num_frames: int, window_frames: int, overlap_frames: int) -> li
     if window_frames <= 0:
         raise ValueError(f"window_frames must be positive, got {window_frames}")
     if not 0 <= overlap_frames < window_frames:
-        raise ValueError(f"overlap_frames must lie in [0, window_frames={window_frames}), got {overlap_frames}")
+        raise ValueError(
+            f"overlap_frames must lie in [0, window_frames={window_frames}), got {overlap_frames}"
+        )
     windows = [(0, min(window_frames, num_frames))]
     while windows[-1][1] < num_frames:
         start = windows[-1][1] - overlap_frames

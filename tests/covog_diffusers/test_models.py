@@ -102,7 +102,9 @@ def test_mpe_rejects_bad_shapes():
 # ---------------------------------------------------------------- audio
 @torch.no_grad()
 def test_audio_projection_window_and_shape():
-    proj = AudioProjection(num_layers=2, feature_dim=8, window=2, intermediate_dim=16, num_tokens=4, cross_attention_dim=12)
+    proj = AudioProjection(
+        num_layers=2, feature_dim=8, window=2, intermediate_dim=16, num_tokens=4, cross_attention_dim=12
+    )
     features = torch.randn(2, 7, 2, 8)
     assert proj(features).shape == (2, 7, 4, 12)
     stacked = AudioProjection.stack_window(features, 2)
@@ -162,7 +164,9 @@ def test_iad_is_local_to_each_speakers_face_mask():
     changed_scores = scores.clone()
     changed_scores[:, 1] = -scores[:, 1] + 0.5
     changed = iad(hidden, tokens, changed_scores, masks)
-    inside = torch.nn.functional.interpolate(masks, size=(6, 10), mode="area")[:, 1:2] > 0  # speaker 2's cells
+    inside = (
+        torch.nn.functional.interpolate(masks, size=(6, 10), mode="area")[:, 1:2] > 0
+    )  # speaker 2's cells
     diff = (changed - out).abs()
     assert diff.masked_select(~inside.expand_as(diff)).max() == 0
     assert diff.masked_select(inside.expand_as(diff)).max() > 1e-4
@@ -203,7 +207,9 @@ def test_denoiser_pose_features_are_added():
     sample = torch.randn(1, 4, 2, 8, 8)
     states = torch.randn(1, 1, 32)
     base = net(sample, 10, states).sample
-    torch.testing.assert_close(net(sample, 10, states, pose_features=torch.zeros(1, 32, 2, 8, 8)).sample, base)
+    torch.testing.assert_close(
+        net(sample, 10, states, pose_features=torch.zeros(1, 32, 2, 8, 8)).sample, base
+    )
     assert not torch.allclose(net(sample, 10, states, pose_features=torch.randn(1, 32, 2, 8, 8)).sample, base)
 
 
