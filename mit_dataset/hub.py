@@ -59,12 +59,10 @@ def write_dataset_folder(
     """
     out = Path(out)
     _check_target(out, overwrite)
-    validated = isinstance(records, (list, tuple))
-    if validated:
-        for _ in _validated(records):
-            pass
+    # A sequence is validated completely up front (fail before writing); other iterables lazily.
+    records = list(_validated(records)) if isinstance(records, (list, tuple)) else _validated(records)
     with _atomic_folder(out, overwrite) as tmp:
-        _write_shards(records, tmp, max_shard_bytes, progress, validated)
+        _write_shards(records, tmp, max_shard_bytes, progress)
     return out
 
 
@@ -137,12 +135,8 @@ class _ShardSet:
             self.writer.close()
 
 
-def _write_shards(
-    records: Iterable[ClipRecord], root: Path, max_shard_bytes: int, progress: bool, validated: bool
-) -> None:
+def _write_shards(records: Iterable[ClipRecord], root: Path, max_shard_bytes: int, progress: bool) -> None:
     shard_sets: dict[tuple[str, str], _ShardSet] = {}
-    if not validated:
-        records = _validated(records)
     try:
         for record in tqdm(records, desc="writing MIT clips", unit="clip", disable=not progress):
             key = (record.subset, record.split)
