@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .identity import Identity
-from .skeleton import HEAD_HALF_HEIGHT, HEAD_HALF_WIDTH, PoseTrack
+from .skeleton import EYE_HEIGHT, HEAD_HALF_HEIGHT, HEAD_HALF_WIDTH, PoseTrack
 
 Colour = tuple[int, int, int]
 
@@ -183,7 +183,9 @@ def draw_head(p: _Painter, identity: Identity, centre: Sequence[float], size: fl
     for eye in (face[36:42], face[42:48]):
         ex = sum(pt[0] for pt in eye) / 6
         ey = sum(pt[1] for pt in eye) / 6
-        p.ellipse([ex - eye_r, ey - eye_r * 0.8, ex + eye_r, ey + eye_r * 0.8], "eyes")
+        lid = (eye[4][1] + eye[5][1] - eye[1][1] - eye[2][1]) / (2 * EYE_HEIGHT * size)  # 1 open, 0 shut
+        half_h = eye_r * 0.8 * min(max(lid, 0.0), 1.0)
+        p.ellipse([ex - eye_r, ey - half_h, ex + eye_r, ey + half_h], "eyes")
     brow_w = max(1.0, 0.045 * size)
     p.line(face[17:22], brow_w, "brows", caps=False)
     p.line(face[22:27], brow_w, "brows", caps=False)

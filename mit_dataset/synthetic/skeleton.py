@@ -29,6 +29,8 @@ HEAD_HALF_HEIGHT = 0.56
 HEAD_YAW_SHIFT = 0.12
 #: Lower lip drop at full mouth opening, in head units.
 MOUTH_MAX_OPEN = 0.15
+#: Open eye height (upper to lower lid), in head units.
+EYE_HEIGHT = 0.055
 #: Head size in body units (times the identity's head scale).
 HEAD_SIZE = 1.05
 SHOULDER_Y = -2.35
@@ -55,7 +57,8 @@ def _face_template() -> np.ndarray:
         )
     pts[27:31] = np.stack([np.zeros(4), [-0.12, -0.03, 0.06, 0.16], [0.2, 0.28, 0.37, 0.45]], 1)
     pts[31:36] = np.stack([np.linspace(-0.09, 0.09, 5), [0.19, 0.2, 0.2, 0.2, 0.19], np.full(5, 0.3)], 1)
-    eye = np.array([[-0.08, 0.0], [-0.03, -0.03], [0.03, -0.03], [0.08, 0.0], [0.03, 0.025], [-0.03, 0.025]])
+    top, bottom = -0.03, EYE_HEIGHT - 0.03
+    eye = np.array([[-0.08, 0.0], [-0.03, top], [0.03, top], [0.08, 0.0], [0.03, bottom], [-0.03, bottom]])
     pts[36:42, :2] = eye + [-0.22, -0.14]
     pts[42:48, :2] = eye + [0.22, -0.14]
     pts[36:48, 2] = 0.15
@@ -124,6 +127,19 @@ _HAND = np.array(
     ]
 )
 _FINGER_BASE = np.array([0, 0, 1, 1, 1, 0, 5, 5, 5, 0, 9, 9, 9, 0, 13, 13, 13, 0, 17, 17, 17])
+
+
+_BLINK = np.array([0.6, 1.0, 1.0, 0.5])
+_NOD = np.sin(np.linspace(0, np.pi, 12))
+
+
+def _event_frames(rng: np.random.Generator, num: int, fps: float, low_s: float, high_s: float) -> list[int]:
+    """Start frames of events spaced uniformly between ``low_s`` and ``high_s`` seconds apart."""
+    starts, t = [], rng.uniform(0, high_s)
+    while t * fps < num:
+        starts.append(int(t * fps))
+        t += rng.uniform(low_s, high_s)
+    return starts
 
 
 @dataclass
@@ -256,8 +272,19 @@ def animate_person(
         ],
         -1,
     )
+    # Blinks every 2-6 s, and listeners nod now and then while silent.
+    blink = np.zeros(num)
+    for start in _event_frames(rng, num, fps, 2.0, 6.0):
+        blink[start : start + 4] = _BLINK[: num - start]
+    nods = np.zeros(num)
+    for start in _event_frames(rng, num, fps, 1.5, 5.0):
+        nods[start : start + 12] = _NOD[: num - start]
+    pitch = np.clip(pitch + 0.07 * nods * (1.0 - speaking), 0.0, MAX_PITCH)
+
     face = np.broadcast_to(FACE_TEMPLATE, (num, 68, 3)).copy()
     face[:, :, 1] += MOUTH_MAX_OPEN * mouth[:, None] * _MOUTH_DROP[None, :]
+    eye_centre_y = FACE_TEMPLATE[36:48, 1].mean()
+    face[:, 36:48, 1] = eye_centre_y + (face[:, 36:48, 1] - eye_centre_y) * (1.0 - blink[:, None])
     points = np.concatenate([face, np.broadcast_to(_EARS, (num, 2, 3))], axis=1)
     x = points[..., 0] * np.cos(yaw)[:, None] + points[..., 2] * np.sin(yaw)[:, None]
     y = points[..., 1] + points[..., 2] * np.sin(pitch)[:, None]

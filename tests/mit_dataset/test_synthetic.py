@@ -259,3 +259,14 @@ def test_challenging_style_has_more_over_talking_and_faster_switches():
     talk, heated = stats["talk"], stats["heated"]
     assert heated[0] > 2 * talk[0] and heated[1] > 1.5 * talk[1]
     assert talk[0] > 0.02 and talk[2] > 0.05  # calm talk still has some over-talking and pauses
+
+
+def test_eyes_blink_and_open_again(rendered):
+    lids = np.concatenate(
+        [
+            p.keypoints_133[:, 23 + 41, 1] - p.keypoints_133[:, 23 + 37, 1]
+            for s, *_ in rendered
+            for p in s.poses
+        ]
+    )
+    assert (lids < 0.2 * lids.max()).any() and np.median(lids) > 0.9 * lids.max()
