@@ -21,7 +21,7 @@ CONFIG_SUBSETS = {"all": SUBSETS, **{subset: (subset,) for subset in SUBSETS}}
 #: One line per column of the schema, shown in the card's fields table.
 FIELD_DESCRIPTIONS = {
     "clip_id": "Clip name, `{source}_{video}_{start:06d}to{end:06d}` for talk-show clips.",
-    "source": "Show or generator the clip comes from (`TonightShow`, `LateLateShow`, `synthetic`).",
+    "source": "Show the clip comes from (`TonightShow`, `LateLateShow`; synthetic clips: `Synthetic...`).",
     "subset": "`two_human` (TonightShow, 2 speakers) or `multi_human` (LateLateShow, 2-4 speakers).",
     "split": "`train` or `test`.",
     "difficulty": 'Test clips: `easy` (identities seen in training) or `challenging` (unseen); `""` for train.',
