@@ -248,9 +248,10 @@ def build_scene(spec: SyntheticClipSpec, width: int = 256, height: int = 144) ->
     audio, tracks = mix_tracks(tracks)
     mouth = np.stack(mouths)
 
-    slot = width / count
-    unit = min(0.92 * height / (BODY_BOTTOM - BODY_TOP), slot / (2 * 1.1 * BODY_HALF_WIDTH))
-    free = max(0.0, slot / 2 - 1.1 * BODY_HALF_WIDTH * unit)
+    # Side by side: each person owns a slot of the width, 10% wider than their largest reach.
+    slot, half_width = width / count, 1.1 * BODY_HALF_WIDTH
+    unit = min(0.92 * height / (BODY_BOTTOM - BODY_TOP), slot / (2 * half_width))
+    free = max(0.0, slot / 2 - half_width * unit)
     xs = slot * (np.arange(count) + 0.5) + rng_layout.uniform(-0.5, 0.5, count) * free
     y0 = height / 2 - (BODY_TOP + BODY_BOTTOM) / 2 * unit
     yaw_target = _gaze_yaw(xs, slot, speaking, rng_layout)
@@ -296,7 +297,7 @@ def build_scene(spec: SyntheticClipSpec, width: int = 256, height: int = 144) ->
 def render_scene(
     scene: SyntheticScene, with_heads: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """Yield ``(rgb, label, head_label)`` per frame (see :func:`~mit_dataset.synthetic.render.render_frame`)."""
+    """Yield ``(rgb, label, head_label)`` per frame (see :class:`~mit_dataset.synthetic.render.SceneRenderer`)."""
     renderer = SceneRenderer(scene.background, list(zip(scene.identities, scene.poses)))
     for f in range(scene.spec.num_frames):
         yield renderer(f, with_heads=with_heads)

@@ -265,13 +265,3 @@ class SceneRenderer:
         label = np.asarray(canvas.point(self._person_lut))
         heads = np.asarray(canvas.point(self._head_lut)) if with_heads else None
         return np.asarray(frame_image), label, heads
-
-
-def render_frame(
-    background: np.ndarray,
-    people: Sequence[tuple[Identity, PoseTrack]],
-    frame: int,
-    with_heads: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """One-off convenience for :class:`SceneRenderer` (build the renderer once when drawing many frames)."""
-    return SceneRenderer(background, people)(frame, with_heads)

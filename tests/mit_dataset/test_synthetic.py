@@ -270,3 +270,11 @@ def test_eyes_blink_and_open_again(rendered):
         ]
     )
     assert (lids < 0.2 * lids.max()).any() and np.median(lids) > 0.9 * lids.max()
+
+
+def test_full_hd_clip(tmp_path):
+    spec = plan_clips(8, seed=0, seconds=0.2)[7]
+    record = write_clip(build_scene(spec, 1920, 1080), tmp_path)
+    info = probe_video(record.video_path)
+    assert (info.width, info.height, info.num_frames) == (1920, 1080, 5)
+    assert record.persons[0].boxes[0, 3] - record.persons[0].boxes[0, 1] > 500  # people fill the frame height
