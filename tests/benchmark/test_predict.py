@@ -91,3 +91,24 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert done["complete"] and "| all | all | 4 |" in out and "demo finished" in out
     assert done["results"].is_file() and done["model_card"].is_file()
     assert len(list(done["predictions"].glob("*.mp4"))) == 4
+
+
+def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
+    from benchmark.cli import main
+
+    pipeline.save_pretrained(tmp_path / "model")
+    split.save_to_disk(str(tmp_path / "dataset"))
+    args = ["predict", "--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "dataset"), "--out",
+            str(tmp_path / "pred"), "--steps", "1", "--guidance-scale", "1", "--height", "32", "--width", "32",
+            "--clips", "p_two", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "1 clip(s) generated" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "1 already finished" in capsys.readouterr().out
+    assert (
+        main(["validate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred")])
+        == 1
+    )
+    assert "missing (1)" in capsys.readouterr().out  # p_multi was not asked for
+    assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 2
+    assert "no model_index.json" in capsys.readouterr().err

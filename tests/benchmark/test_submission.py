@@ -108,3 +108,29 @@ def test_npy_float_submission_scores_like_the_video(split, tmp_path):
     results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False)
     assert report.ok and results.complete
     assert results.row()["ssim"] == pytest.approx(1.0) and results.row()["psnr"] == pytest.approx(100.0)
+
+
+def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, monkeypatch):
+    from benchmark import scoring
+
+    out = ground_truth_submission(split, tmp_path)
+    real_load, real_score = scoring.load_prediction_frames, scoring.ClipScorer.score
+
+    def load(path):
+        if path.stem == "c1":  # passes the header probe, then fails to decode
+            raise ValueError(f"{path}: not a readable video (truncated)")
+        return real_load(path)
+
+    def score(self, prediction, target, row):
+        values, features = real_score(self, prediction, target, row)
+        if row["clip_id"] == "c2":
+            values["ssim"] = float("nan")
+        return values, features
+
+    monkeypatch.setattr(scoring, "load_prediction_frames", load)
+    monkeypatch.setattr(scoring.ClipScorer, "score", score)
+    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False)
+    assert {p.clip_id: p.kind for p in report.problems} == {"c1": "unreadable", "c2": "nan"}
+    assert "c1" not in report.valid and "c2" not in report.valid
+    assert not results.complete and results.num_scored == 6
+    assert "ssim not finite" in report.format()
