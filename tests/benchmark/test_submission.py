@@ -134,3 +134,11 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
     assert "c1" not in report.valid and "c2" not in report.valid
     assert not results.complete and results.num_scored == 6
     assert "ssim not finite" in report.format()
+
+
+def test_an_extra_file_alone_is_reported_but_leaves_results_complete(split, tmp_path):
+    out = ground_truth_submission(split, tmp_path)
+    (out / "stray.mp4").write_bytes((out / "c0.mp4").read_bytes())
+    results, report = evaluate_submission(split, out, metrics=("ssim",), progress=False)
+    assert [p.kind for p in report.problems] == ["extra"]
+    assert results.complete and "1 extra file(s) ignored" in results.markdown()
