@@ -387,3 +387,44 @@ def test_inputs_from_loaded_dataset_row(pipe, synthetic_dataset_dir):
         **inputs, num_inference_steps=1, output_type="np", generator=torch.Generator().manual_seed(0)
     ).frames
     assert frames.shape == (1, 8, 64, 64, 3)
+
+
+def test_work_per_model_call_does_not_grow_with_video_length(pipe):
+    """Windows are streamed and decoding is chunked: the largest input any model sees is the same for a
+    96-frame and a 160-frame video (so peak memory does not grow with the length). 96 frames already hold
+    windows with the full audio context on both sides (8 + 2 x 27 frames)."""
+
+    def largest_inputs(frames: int) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+
+        def recorder(name):
+            def hook(module, args, kwargs):
+                tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+                sizes[name] = max(sizes.get(name, 0), max(t.numel() for t in tensors))
+
+            return hook
+
+        modules = {
+            "denoising_unet": pipe.denoising_unet,
+            "vae_decoder": pipe.vae.decoder,
+            "pose_guider": pipe.pose_guider,
+            "audio_encoder": pipe.audio_encoder,
+            "audio_projection": pipe.audio_projection,
+        }
+        handles = [m.register_forward_pre_hook(recorder(n), with_kwargs=True) for n, m in modules.items()]
+        try:
+            inputs = {
+                **make_inputs(frames=frames),
+                "window_frames": 8,
+                "overlap_frames": 2,
+                "num_inference_steps": 1,
+            }
+            pipe(**inputs, output_type="np", decode_chunk_size=4, frames_callback=lambda start, f: None)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return sizes
+
+    short, long = largest_inputs(96), largest_inputs(160)
+    assert short.keys() == long.keys() and len(short) == 5
+    assert long == short
