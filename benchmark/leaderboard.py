@@ -1,7 +1,8 @@
 """``mit-bench leaderboard``: validate results JSON files, rank them, render markdown or HTML and a PNG plot.
 
 Entries are ranked on one Table 2 cell (all test clips by default) by one metric (SSIM by default; PSNR then
-breaks ties). Invalid files are rejected with the reason; incomplete results are rejected too unless
+breaks ties). Invalid files are rejected with the reason, and so are results scored on another test set
+(dataset config / number of test clips) than most entries; incomplete results are rejected too unless
 ``allow_partial``, and then shown marked as partial. FVD values are only comparable at equal N: the table
 says so when the entries' N differ.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +182,7 @@ def build_leaderboard(
             name = f"{name} ({path.stem})"
         names.add(name)
         entries.append(Entry(name, path, results))
+    entries = _same_test_set(entries, rejected)
 
     def key(entry: Entry):
         cell = entry.results.row(difficulty, subset)
@@ -189,6 +192,26 @@ def build_leaderboard(
 
     entries.sort(key=key)
     return Leaderboard(entries, rejected, rank_by, difficulty, subset)
+
+
+def _test_set(entry: Entry) -> tuple[str, int]:
+    return entry.results.config, entry.results.num_expected
+
+
+def _same_test_set(entries: list[Entry], rejected: list) -> list[Entry]:
+    """Keep the entries scored on the most common test set (config, number of test clips); reject others."""
+    if not entries:
+        return entries
+    reference = Counter(_test_set(e) for e in entries).most_common(1)[0][0]  # ties: the first file's
+    for entry in entries:
+        if _test_set(entry) != reference:
+            config, count = _test_set(entry)
+            reason = (
+                f"scored on another test set (config {config!r}, {count} clips) than the other entries "
+                f"(config {reference[0]!r}, {reference[1]} clips)"
+            )
+            rejected.append((entry.path, reason))
+    return [e for e in entries if _test_set(e) == reference]
 
 
 def write_leaderboard(board: Leaderboard, out: str | Path) -> tuple[Path, Path]:

@@ -99,8 +99,18 @@ def test_markdown_html_and_plot(submissions, tmp_path):
 
 def test_fvd_at_different_n_is_flagged(tmp_path):
     _results("a", 0.6, 19.0, fvd=300.0).write_json(tmp_path / "a.json")
-    _results("b", 0.5, 18.0, fvd=200.0, num_scored=3, num_expected=3).write_json(tmp_path / "b.json")
-    assert any("different N" in note for note in build_leaderboard(tmp_path).notes())
+    _results("b", 0.5, 18.0, fvd=200.0, num_scored=3).write_json(tmp_path / "b.json")
+    notes = build_leaderboard(tmp_path, allow_partial=True).notes()
+    assert any("different N" in note for note in notes)
+
+
+def test_results_on_another_test_set_are_rejected(tmp_path):
+    _results("a", 0.6, 19.0).write_json(tmp_path / "a.json")
+    _results("b", 0.5, 18.0).write_json(tmp_path / "b.json")
+    _results("small", 0.9, 30.0, num_scored=3, num_expected=3).write_json(tmp_path / "c.json")
+    board = build_leaderboard(tmp_path)
+    assert [e.name for e in board.entries] == ["a", "b"]
+    assert "another test set" in {p.name: r for p, r in board.rejected}["c.json"]
 
 
 def test_cli_leaderboard(submissions, tmp_path, capsys):
