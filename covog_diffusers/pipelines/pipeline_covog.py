@@ -177,8 +177,9 @@ class CovOGPipeline(DiffusionPipeline):
                 )
 
     # ------------------------------------------------------------------ encoders
-    def _encode_reference(self, inputs: CovOGInputs, device, do_cfg: bool):
-        """CLIP embeds ``(B, 1, D)`` ([uncond, cond] with CFG), reference latents and pose-adaptor embedding."""
+    def _encode_reference(self, inputs: CovOGInputs, device):
+        """CLIP image embeds ``(1, 1, D)``, scaled reference latents ``(1, 4, h, w)`` and the pose adaptor's
+        embedding of the reference poses ``(1, C0, h, w)`` (None without adaptor)."""
         pil = Image.fromarray(inputs.reference_image)
         pixels = self.feature_extractor(images=pil, return_tensors="pt").pixel_values
         embeds = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds[:, None]
@@ -402,7 +403,7 @@ class CovOGPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         outputs, previous = [], None
         with ReferenceAttentionControl(self.reference_unet, self.denoising_unet) as control:
-            embeds, reference_latents, pose_embedding = self._encode_reference(inputs, device, do_cfg)
+            embeds, reference_latents, pose_embedding = self._encode_reference(inputs, device)
             control.write(
                 reference_latents.to(self.reference_unet.dtype),
                 embeds.to(self.reference_unet.dtype),

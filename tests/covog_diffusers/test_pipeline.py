@@ -428,3 +428,25 @@ def test_work_per_model_call_does_not_grow_with_video_length(pipe):
     short, long = largest_inputs(96), largest_inputs(160)
     assert short.keys() == long.keys() and len(short) == 5
     assert long == short
+
+
+def test_ablation_pipeline_without_adaptor_and_iad_round_trips(tmp_path):
+    """Optional components: no pose adaptor, no audio encoder/projection ("without IAD" ablation)."""
+    pipe = create_tiny_pipeline(
+        pose_adaptor=None, audio_encoder=None, audio_projection=None, denoising_unet={"use_iad": False}
+    )
+    assert not pipe.uses_audio
+    frames = run(pipe)
+    assert frames.shape == (1, F, H, W, 3)
+    # Without audio drivers the speaking scores do not matter.
+    np.testing.assert_array_equal(run(pipe, speaking_scores=-make_inputs()["speaking_scores"]), frames)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["pose_adaptor"] == [None, None] and index["audio_encoder"] == [None, None]
+    loaded = CovOGPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.pose_adaptor is None and loaded.denoising_unet.audio_drivers is None
+    np.testing.assert_allclose(run(loaded), frames, atol=1e-5, rtol=0)
+    # A DenoisingNet with IADs needs its audio components.
+    with pytest.raises(ValueError, match="audio_encoder/audio_projection are missing"):
+        run(create_tiny_pipeline(audio_encoder=None))
