@@ -86,6 +86,21 @@ def make_test_split(directory: Path, clips=DEFAULT_CLIPS, **sizes) -> datasets.D
     return datasets.Dataset.from_list(rows, features=MIT_FEATURES)
 
 
+def write_tiny_detector(path: Path) -> Path:
+    """A TorchScript file with the StyleGAN-V I3D call signature whose features are per-frame channel means
+    (fast stand-in for the user-supplied detector)."""
+    import torch
+
+    class TinyDetector(torch.nn.Module):
+        def forward(
+            self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
+        ):
+            return x.mean(dim=(3, 4)).flatten(1)
+
+    torch.jit.script(TinyDetector()).save(str(path))
+    return Path(path)
+
+
 def ground_truth_submission(dataset: datasets.Dataset, out: Path) -> Path:
     """A predictions folder whose every mp4 is the ground-truth file itself (a perfect submission)."""
     out = Path(out)

@@ -7,17 +7,10 @@ import sys
 
 import numpy as np
 import torch
-from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split
+from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
 
 from benchmark.scoring import evaluate_submission
 from mit_dataset.video_io import read_video_frames, write_video
-
-
-class _TinyDetector(torch.nn.Module):
-    def forward(
-        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
-    ):
-        return x.mean(dim=(3, 4)).flatten(1)
 
 
 def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
@@ -34,8 +27,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
         write_video(
             noisy / path.name, np.clip(frames + rng.normal(0, 25, frames.shape), 0, 255).astype(np.uint8)
         )
-    detector = tmp_path / "tiny_i3d.pt"
-    torch.jit.script(_TinyDetector()).save(str(detector))
+    detector = write_tiny_detector(tmp_path / "tiny_i3d.pt")
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun worker (OMP_NUM_THREADS=1): the same float32 summation order

@@ -2,8 +2,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split
+from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
 from huggingface_hub import ModelCard
 
 from benchmark.cli import main
@@ -34,20 +33,9 @@ def noisy(split, perfect, tmp_path_factory):
     return out
 
 
-class _TinyDetector(torch.nn.Module):
-    """Stands in for the StyleGAN-V TorchScript I3D (same call signature): per-frame channel means."""
-
-    def forward(
-        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
-    ):
-        return x.mean(dim=(3, 4)).flatten(1)
-
-
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
-    path = tmp_path_factory.mktemp("i3d") / "tiny_i3d.pt"
-    torch.jit.script(_TinyDetector()).save(str(path))
-    return path
+    return write_tiny_detector(tmp_path_factory.mktemp("i3d") / "tiny_i3d.pt")
 
 
 def test_ground_truth_against_itself(split, perfect, monkeypatch):
