@@ -88,9 +88,7 @@ class InteractiveAudioDriver(nn.Module):
         query = self.to_q(x).reshape(n, h * w, heads, c // heads).transpose(1, 2)
         gates = self.speaker_gates(speaking_scores)  # (N, P, D)
         out = hidden_states
-        for i in range(p):
-            if not bool((weights[:, i] != 0).any()):
-                continue
+        for i in range(p):  # P <= max_speakers; padded persons have zero weights
             tokens = audio_tokens * gates[:, i, None, :].to(audio_tokens.dtype)
             key = self.to_k(tokens).reshape(n, -1, heads, c // heads).transpose(1, 2)
             value = self.to_v(tokens).reshape(n, -1, heads, c // heads).transpose(1, 2)

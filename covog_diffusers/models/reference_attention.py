@@ -89,12 +89,12 @@ class ReferenceReadProcessor:
         if keep is not None and not bool(keep.all()):
             if keep.shape != (videos,):
                 raise ValueError(f"bank.keep must have shape ({videos},), got {tuple(keep.shape)}")
-            # Additive mask (batch, 1, keys): 0 for own tokens, -inf-like for dropped references.
-            dropped = (~keep.to(hidden_states.device)).repeat_interleave(frames)
-            mask = torch.zeros(
-                batch, 1, context.shape[1], device=hidden_states.device, dtype=hidden_states.dtype
-            )
-            mask[dropped, :, own_tokens:] = torch.finfo(hidden_states.dtype).min
+            # Additive mask (batch, 1, keys): 0 for own tokens, dtype-min for dropped reference tokens (built
+            # without boolean indexing, so no device sync).
+            device, dtype = hidden_states.device, hidden_states.dtype
+            dropped = (~keep).to(device).repeat_interleave(frames)
+            is_reference = torch.arange(context.shape[1], device=device) >= own_tokens
+            mask = (dropped[:, None, None] & is_reference[None, None, :]).to(dtype) * torch.finfo(dtype).min
             attention_mask = mask if attention_mask is None else attention_mask + mask
         return self.inner(attn, hidden_states, context, attention_mask, temb)
 

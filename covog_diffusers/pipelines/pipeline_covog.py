@@ -414,7 +414,7 @@ class CovOGPipeline(DiffusionPipeline):
                 control.bank.features = {
                     name: value.repeat(2, 1, 1) for name, value in control.bank.features.items()
                 }
-                control.bank.keep = torch.tensor([False, True], device=device)
+                control.bank.keep = torch.tensor([False, True])  # on the CPU: no device sync per layer
             embeds = embeds.to(dtype)
 
             with self.progress_bar(total=len(windows) * len(timesteps)) as progress_bar:
