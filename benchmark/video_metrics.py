@@ -52,7 +52,7 @@ def _to_tensor(frames, device, dtype) -> tuple[torch.Tensor, bool]:
     return tensor.to(device=device, dtype=dtype), is_uint8
 
 
-def _prepare(predictions, references, data_range, device, dtype=torch.float32):
+def _prepare(predictions, references, data_range, device, dtype=torch.float32, channels_first=True):
     if tuple(predictions.shape) != tuple(references.shape):
         raise ValueError(
             f"predictions {tuple(predictions.shape)} and references {tuple(references.shape)} differ"
@@ -76,15 +76,20 @@ def _prepare(predictions, references, data_range, device, dtype=torch.float32):
             raise ValueError("float frames must lie in [0, 1] unless data_range is given")
     if data_range <= 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
-    # (N, H, W, 3) -> (N, 3, H, W)
-    return x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2), float(data_range)
+    if channels_first:  # (N, H, W, 3) -> (N, 3, H, W)
+        x, y = x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2)
+    return x, y, float(data_range)
 
 
 @torch.no_grad()
 def psnr_frames(predictions, references, data_range: float | None = None, device=None) -> torch.Tensor:
-    """Per-frame PSNR in dB, float64 ``(N,)``."""
-    x, y, data_range = _prepare(predictions, references, data_range, device, dtype=torch.float64)
-    mse = (x - y).square().flatten(1).mean(1)
+    """Per-frame PSNR in dB, float64 ``(N,)``.
+
+    Differences and squares are exact in float32 for 8-bit frames; the per-frame sums use torch's pairwise
+    summation (relative error ~1e-7, i.e. ~1e-6 dB).
+    """
+    x, y, data_range = _prepare(predictions, references, data_range, device, channels_first=False)
+    mse = (x - y).square_().flatten(1).sum(1, dtype=torch.float64) / x[0].numel()
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
@@ -112,36 +117,77 @@ def ssim_frames(
     data_range: float | None = None,
     convention: str = "gaussian_rgb",
     device=None,
+    batch_frames: int | None = None,
 ) -> torch.Tensor:
-    """Per-frame SSIM, float64 ``(N,)``; the convention is named in the module docstring."""
+    """Per-frame SSIM, float64 ``(N,)``; the convention is named in the module docstring.
+
+    Frames are processed ``batch_frames`` at a time (default: 1 on CPU, where small working sets stay in
+    cache, 16 on GPU).
+    """
     taps, cov_norm = _window(convention)
     x, y, data_range = _prepare(predictions, references, data_range, device)
     if convention == "grayscale_7x7":
         luma = torch.tensor(LUMA_BT601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x, y = (x * luma).sum(1, keepdim=True), (y * luma).sum(1, keepdim=True)
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
+    if h < taps.numel() or w < taps.numel():
+        raise ValueError(f"frames of {h}x{w} are smaller than the {taps.numel()}x{taps.numel()} SSIM window")
+    taps = taps.to(device=x.device, dtype=x.dtype)
+    step = batch_frames or (1 if x.device.type == "cpu" else 16)
+    return torch.cat(
+        [_ssim_batch(x[i : i + step], y[i : i + step], data_range, taps, cov_norm) for i in range(0, len(x), step)]
+    )
+
+
+def _filter_valid(stack: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable "valid" filtering of ``(B, C, H, W)`` maps with 1-D ``taps`` along H and W.
+
+    "valid" filtering equals scikit-image's reflect-padded filter followed by its crop of (size - 1) / 2 pixels.
+    On CPU a sum of shifted slices (in-place, cache friendly) is several times faster than a grouped
+    convolution; on GPU the convolution is.
+    """
     size = taps.numel()
-    if h < size or w < size:
-        raise ValueError(f"frames of {h}x{w} are smaller than the {size}x{size} SSIM window")
+    if stack.device.type != "cpu":
+        channels = stack.shape[1]
+        stack = F.conv2d(stack, taps.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
+        return F.conv2d(stack, taps.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
+    weights = taps.tolist()
+    rows = stack.shape[-2] - size + 1
+    out = stack[..., :rows, :] * weights[0]
+    for k in range(1, size):
+        out.add_(stack[..., k : k + rows, :], alpha=weights[k])
+    cols = stack.shape[-1] - size + 1
+    result = out[..., :cols] * weights[0]
+    for k in range(1, size):
+        result.add_(out[..., k : k + cols], alpha=weights[k])
+    return result
+
+
+def _ssim_batch(x, y, data_range, taps, cov_norm) -> torch.Tensor:
+    n, c, h, w = x.shape
     # Work in units of the data range, centred: the filtered second moments then stay O(1) and float32 keeps
     # the variance terms (E[x^2] - E[x]^2) accurate. SSIM is invariant to this affine change once C1, C2
     # are expressed in the same units.
     x = (x / data_range - 0.5).reshape(n * c, 1, h, w)
     y = (y / data_range - 0.5).reshape(n * c, 1, h, w)
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, H, W)
-    taps = taps.to(device=x.device, dtype=x.dtype)
-    # "valid" filtering == scikit-image's reflect-padded filter followed by its crop of (size - 1) / 2 pixels.
-    stack = F.conv2d(stack, taps.view(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
-    stack = F.conv2d(stack, taps.view(1, 1, size, 1).expand(5, 1, size, 1), groups=5)
+    stack = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1), taps)  # (B, 5, H', W')
     ux, uy, uxx, uyy, uxy = stack.unbind(1)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    # Means were shifted by -0.5: restore them for the luminance term.
-    ux, uy = ux + 0.5, uy + 0.5
+    # With the inputs shifted by -0.5 the true means are ux + 0.5, uy + 0.5, so
+    #   2 mu_x mu_y + C1       = 2 ux uy + (ux + uy) + 0.5 + C1
+    #   mu_x^2 + mu_y^2 + C1   = ux^2 + uy^2 + (ux + uy) + 0.5 + C1
+    #   2 cov_xy + C2          = 2 cov_norm (uxy - ux uy) + C2
+    #   var_x + var_y + C2     = cov_norm (uxx + uyy - ux^2 - uy^2) + C2
+    # (written with in-place operations: the maps are large and this part is memory bound).
     c1, c2 = K1**2, K2**2
-    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return ssim_map.double().flatten(1).mean(1).view(n, c).mean(1)
+    uxuy = ux * uy
+    squares = ux.square().add_(uy.square())
+    means = ux.add(uy).add_(0.5 + c1)
+    numerator = uxuy.mul(2).add_(means)
+    denominator = squares.add(means)
+    numerator.mul_(uxy.sub(uxuy).mul_(2 * cov_norm).add_(c2))
+    denominator.mul_(uxx.add(uyy).sub_(squares).mul_(cov_norm).add_(c2))
+    ssim_map = numerator.div_(denominator)
+    return ssim_map.flatten(1).sum(1, dtype=torch.float64).div_(ssim_map[0].numel()).view(n, c).mean(1)
 
 
 @torch.no_grad()
