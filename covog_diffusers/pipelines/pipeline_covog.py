@@ -205,8 +205,7 @@ class CovOGPipeline(DiffusionPipeline):
         return tokens[:, start - a : end - a]
 
     def _window_conditions(self, inputs: CovOGInputs, start: int, end: int, latent_hw, device, dtype) -> dict:
-        """DenoisingNet keyword inputs for frames ``[start, end)`` (batch 1)."""
-        p = inputs.num_persons
+        """DenoisingNet keyword inputs for frames ``[start, end)`` (batch 1; every person is valid)."""
         maps = inputs.pose_maps_for(start, end).to(device, self.pose_guider.dtype)
         pose = self.pose_guider(maps)  # (n, C0, h, w)
         cond = {"pose_features": pose.permute(1, 0, 2, 3)[None].to(dtype)}
@@ -216,7 +215,6 @@ class CovOGPipeline(DiffusionPipeline):
                 device, dtype
             )
             cond["face_masks"] = inputs.face_masks_for(start, end, *latent_hw)[None].to(device, dtype)
-            cond["person_mask"] = torch.ones(1, p, dtype=torch.bool, device=device)
         return cond
 
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 8) -> torch.Tensor:
@@ -258,11 +256,7 @@ class CovOGPipeline(DiffusionPipeline):
         k = 0 if fixed_latents is None else fixed_latents.shape[2]
         fixed_noise = latents[:, :, :k].clone()
         if do_cfg:
-            conditions = {
-                name: torch.cat([value, value]) if name != "person_mask" else value.repeat(2, 1)
-                for name, value in conditions.items()
-            }
-        noise_pred = None
+            conditions = {name: torch.cat([value, value]) for name, value in conditions.items()}
         for i, t in enumerate(timesteps):
             if self.interrupt:
                 break
