@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scoring import METRIC_LABELS, METRICS, SUBSET_LABELS, TABLE_ROWS, BenchmarkResults, _atomic_write_text
+from .scoring import METRIC_LABELS, METRICS, SUBSET_LABELS, TABLE_ROWS, BenchmarkResults, atomic_write_text
 
 
 @dataclass
@@ -223,5 +223,5 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> tuple[Path, Path]:
         text = board.markdown()
     else:
         raise ValueError(f"leaderboard output {out} must end in .md or .html")
-    _atomic_write_text(out, text)
+    atomic_write_text(out, text)
     return out, board.plot(out.with_suffix(".png"))

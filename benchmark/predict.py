@@ -1,7 +1,8 @@
 """``mit-bench predict``: run a ``CovOGPipeline`` on every test clip to make a submission folder.
 
 Resumable: a clip whose mp4 already exists with the right frame count and size is skipped, and each mp4 is
-written atomically (temporary file + rename), so an interrupted run leaves only complete files. Every clip
+written atomically (temporary file + rename), so an interrupted run leaves only complete files. The settings
+are kept in ``predict_config.json``; resuming with other settings is refused (it would mix two models). Every clip
 gets its own generator seeded from ``seed`` and the clip id, so the output of a clip does not depend on
 which clips ran before it, on resuming, or on how clips are split over ``accelerate`` processes.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scoring import distributed_state
+from .scoring import atomic_write_text, distributed_state
 from .submission import ClipSpec, check_shape, clip_specs, load_test_split
 
 MANIFEST = "predict_config.json"
@@ -102,6 +103,23 @@ def ablations(pipeline, disable_iad: bool = False, joint_pose: bool = False):
             undo()
 
 
+def _check_settings(manifest: Path, settings: dict, overwrite: bool) -> None:
+    """Refuse to resume a folder made with other settings: it would mix two models in one submission."""
+    if overwrite or not manifest.is_file():
+        return
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        previous = {}
+    changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+    if changed:
+        diff = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise ValueError(
+            f"{manifest.parent} holds predictions made with other settings ({diff}); resuming would mix them "
+            "in one submission: pass --overwrite to regenerate every clip, or use another --out folder"
+        )
+
+
 def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Float ``(F, h, w, 3)`` frames resized to the clip size (bilinear, antialiased) when they differ."""
     if frames.shape[1:3] == (height, width):
@@ -158,6 +176,7 @@ def predict_submission(
         specs = [s for s in specs if s.clip_id in set(clip_ids)]
     extra = dict(pipeline_kwargs or {})
     settings = {
+        "model": str(getattr(pipeline, "name_or_path", "") or ""),
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
         "seed": seed,
@@ -168,8 +187,9 @@ def predict_submission(
         "joint_pose": joint_pose,
         **{k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))},
     }
+    _check_settings(out_dir / MANIFEST, settings, overwrite)
     if state.is_main_process:
-        (out_dir / MANIFEST).write_text(json.dumps(settings, indent=2) + "\n")
+        atomic_write_text(out_dir / MANIFEST, json.dumps(settings, indent=2) + "\n")
     index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
     local = PredictSummary(out_dir)
     with state.split_between_processes(specs) as mine, ablations(pipeline, disable_iad, joint_pose):

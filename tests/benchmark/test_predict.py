@@ -47,6 +47,9 @@ def test_predict_writes_a_valid_submission_and_resumes(split, pipeline, tmp_path
     np.testing.assert_array_equal(read_video_frames(out / "p_two.mp4"), original)
     assert not list(out.glob(".*"))  # no temporary files left behind
 
+    with pytest.raises(ValueError, match=r"other settings \(num_inference_steps: 1 -> 2\)"):
+        predict_submission(pipeline, split, out, **{**FAST, "num_inference_steps": 2})
+
 
 def test_ablations_switch_the_loaded_pipeline_and_restore_it(pipeline):
     drivers = pipeline.denoising_unet.audio_drivers
