@@ -450,3 +450,11 @@ def test_ablation_pipeline_without_adaptor_and_iad_round_trips(tmp_path):
     # A DenoisingNet with IADs needs its audio components.
     with pytest.raises(ValueError, match="audio_encoder/audio_projection are missing"):
         run(create_tiny_pipeline(audio_encoder=None))
+
+
+def test_half_precision_pipeline_runs_close_to_float32(pipe):
+    """Every tensor handed between components follows the component's dtype (bfloat16 runs on any CPU)."""
+    half = create_tiny_pipeline(seed=0, randomize_zero_init=True).to(torch.bfloat16)
+    frames = run(half, guidance_scale=2.0)
+    assert frames.dtype == np.float32 and np.isfinite(frames).all()
+    assert np.abs(frames - run(pipe, guidance_scale=2.0)).mean() < 0.02
