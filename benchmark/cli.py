@@ -123,7 +123,7 @@ def _evaluate(args) -> int:
     )
     if not state.is_main_process:
         return 0
-    if not report.ok:
+    if report.problems:
         print(report.format(), file=sys.stderr)
     results.write_json(args.out)
     print(results.markdown())

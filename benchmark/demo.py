@@ -86,7 +86,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", seed: int = 0) -> dict:
     results, report = evaluate_submission(
         str(dataset_dir), predictions, model_name="covog-tiny (random)", progress=False
     )
-    if not report.ok:
+    if report.problems:
         print(report.format())
     results_path = results.write_json(out_dir / "results.json")
     card_path = write_model_card(results, out_dir / "model_card" / "README.md", allow_partial=True)

@@ -41,7 +41,7 @@ def broken_submission(split, tmp_path_factory):
 
 def test_perfect_submission_is_valid(split, tmp_path):
     report = validate_submission(ground_truth_submission(split, tmp_path), clip_specs(split))
-    assert report.ok and sorted(report.valid) == sorted(c[0] for c in CLIPS)
+    assert report.ok and not report.problems and sorted(report.valid) == sorted(c[0] for c in CLIPS)
     assert "8/8 clips valid" in report.format()
 
 
@@ -140,5 +140,5 @@ def test_an_extra_file_alone_is_reported_but_leaves_results_complete(split, tmp_
     out = ground_truth_submission(split, tmp_path)
     (out / "stray.mp4").write_bytes((out / "c0.mp4").read_bytes())
     results, report = evaluate_submission(split, out, metrics=("ssim",), progress=False)
-    assert [p.kind for p in report.problems] == ["extra"]
+    assert [p.kind for p in report.problems] == ["extra"] and report.ok
     assert results.complete and "1 extra file(s) ignored" in results.markdown()
