@@ -76,11 +76,9 @@ def _pose_kind(array: np.ndarray, name: str, per_frame: bool) -> str:
     raise ValueError(f"{name} must be {expect}, got shape {array.shape}")
 
 
-def _maps_to_float(maps: np.ndarray, name: str) -> np.ndarray:
-    if maps.dtype == np.uint8:
-        return maps.astype(np.float32) / 255.0
-    _check_finite(maps, name)
-    return maps.astype(np.float32)
+def _maps_to_float(maps: np.ndarray) -> np.ndarray:
+    """Pose maps as float32 in [0, 1] (uint8 maps are divided by 255)."""
+    return maps.astype(np.float32) / 255.0 if maps.dtype == np.uint8 else maps.astype(np.float32)
 
 
 def box_coverage_masks(boxes: np.ndarray, height: int, width: int, grid_h: int, grid_w: int) -> np.ndarray:
@@ -116,7 +114,7 @@ class CovOGInputs:
     width: int
     fps: float
     pose_keypoints: np.ndarray | None = None  # (P, F, 59, 3) in output pixels
-    pose_maps: np.ndarray | None = None  # (P, F, 3, h', w') float32 in [0, 1], any size
+    pose_maps: np.ndarray | None = None  # (P, F, 3, h', w') as given (uint8, or float in [0, 1]), any size
     face_boxes: np.ndarray | None = None  # (P, F, 4) in output pixels, NaN = invisible
 
     @property
@@ -133,7 +131,7 @@ class CovOGInputs:
             )  # (P, n, H, W, 3)
             maps = torch.from_numpy(maps).permute(1, 0, 4, 2, 3).float() / 255.0
         else:
-            maps = torch.from_numpy(self.pose_maps[:, start:end]).transpose(0, 1)
+            maps = torch.from_numpy(_maps_to_float(self.pose_maps[:, start:end])).transpose(0, 1)
         if tuple(maps.shape[-2:]) != (self.height, self.width):
             n, p = maps.shape[:2]
             maps = F.interpolate(maps.flatten(0, 1), size=(self.height, self.width), mode="bilinear")
@@ -304,7 +302,7 @@ def prepare_inputs(
         if face_boxes is None:
             face_boxes = head_box(pose_keypoints)
     else:
-        pose_maps = _maps_to_float(poses[:, :num_frames], "poses")
+        pose_maps = poses[:, :num_frames]  # converted to float window by window
     if ref_kind == "keypoints":
         from mit_dataset.pose_render import render_pose_maps
 
@@ -312,7 +310,7 @@ def prepare_inputs(
         ref_kp[..., :2] *= scale
         ref_maps = render_pose_maps(ref_kp, height, width).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     else:
-        ref_maps = _maps_to_float(reference_poses, "reference_poses")
+        ref_maps = _maps_to_float(reference_poses)
         if ref_maps.shape[-2:] != (height, width):
             ref_maps = F.interpolate(
                 torch.from_numpy(ref_maps), size=(height, width), mode="bilinear"
