@@ -1,0 +1,152 @@
+"""``mit-talking show CLIP``: look at one clip's annotations.
+
+Writes two files into ``out_dir``:
+
+- ``{clip_id}_overlay.mp4``: the clip (scaled to at most ``max_width`` pixels wide) with every person's pose
+  drawn in the pose-map style, their instance box and face box in red while speaking
+  (``speaking_score > 0``) and blue while listening, labelled with the person id and score; the clip's
+  audio is muxed in.
+- ``{clip_id}_speaking.png``: the audio waveform and every person's speaking score over time.
+
+Frames are decoded, drawn and encoded in chunks, so memory does not grow with the clip length. Both files
+are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from .features import SAMPLING_RATE
+from .geometry import FrameTransform
+from .pose_render import draw_pose
+from .row_arrays import ClipArrays, clip_arrays, open_video, read_audio_span
+from .video_io import write_video
+
+SPEAKING_COLOR = (230, 30, 30)
+LISTENING_COLOR = (40, 90, 235)
+CHUNK_FRAMES = 32
+
+
+def find_clip(dataset: str | os.PathLike, clip_id: str):
+    """``(split_dataset, row_index)`` of ``clip_id`` in a dataset folder or Hub id (all splits searched)."""
+    import datasets
+
+    loaded = datasets.load_dataset(str(dataset))
+    splits = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    available = []
+    for split in splits.values():
+        ids = split.select_columns(["clip_id"]).with_format("arrow")["clip_id"].to_pylist()
+        if clip_id in ids:
+            return split, ids.index(clip_id)
+        available.extend(ids)
+    shown = ", ".join(sorted(available)[:10]) + (" ..." if len(available) > 10 else "")
+    raise ValueError(f"clip {clip_id!r} is not in dataset {str(dataset)!r}; its clips: {shown or '(none)'}")
+
+
+def show_clip(
+    dataset: str | os.PathLike,
+    clip_id: str,
+    out_dir: str | os.PathLike,
+    max_width: int = 960,
+    progress: bool = True,
+) -> tuple[Path, Path]:
+    """Write ``{clip_id}_overlay.mp4`` and ``{clip_id}_speaking.png`` into ``out_dir``; returns their paths."""
+    split, index = find_clip(dataset, clip_id)
+    clip = clip_arrays(split.with_format("arrow")[index])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    audio = read_audio_span(clip, 0, round(clip.num_frames / clip.fps * SAMPLING_RATE), split, index)
+    video_path = write_video(
+        out_dir / f"{_safe(clip_id)}_overlay.mp4",
+        _overlay_frames(clip, split, index, max_width, progress),
+        fps=clip.fps,
+        audio=audio,
+        sample_rate=SAMPLING_RATE,
+    )
+    plot_path = plot_speaking_scores(clip, audio, out_dir / f"{_safe(clip_id)}_speaking.png")
+    return video_path, plot_path
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _overlay_frames(clip: ClipArrays, split, index: int, max_width: int, progress: bool):
+    """Yield the overlay frames (H, W, 3) uint8, decoding ``CHUNK_FRAMES`` frames at a time."""
+    transform = FrameTransform.fit(clip.height, clip.width, max_width)
+    keypoints = transform.apply_points(clip.keypoints)
+    boxes = transform.apply_boxes(clip.boxes)
+    face_boxes = transform.apply_boxes(clip.face_boxes)
+    decoder = open_video(clip, split, index)
+    line_width = max(2, transform.width // 320)
+    bar = tqdm(total=clip.num_frames, desc=f"overlay {clip.clip_id}", unit="frame", disable=not progress)
+    for start in range(0, clip.num_frames, CHUNK_FRAMES):
+        stop = min(start + CHUNK_FRAMES, clip.num_frames)
+        frames = transform.apply_frames(decoder.get_frames_in_range(start, stop).data)
+        if frames.shape[0] != stop - start:
+            raise ValueError(
+                f"clip {clip.clip_id!r}: decoded {frames.shape[0]} frames at {start}, expected {stop - start}"
+            )
+        for offset, frame in enumerate(frames.permute(0, 2, 3, 1).numpy()):
+            t = start + offset
+            image = Image.fromarray(np.ascontiguousarray(frame))
+            draw_pose(image, keypoints[:, t], line_width=line_width)
+            draw = ImageDraw.Draw(image)
+            for p, person_id in enumerate(clip.person_ids):
+                score = float(clip.speaking_score[p, t])
+                colour = SPEAKING_COLOR if score > 0 else LISTENING_COLOR
+                draw.rectangle(_box(boxes[p, t]), outline=colour, width=line_width + 1)
+                if np.isfinite(face_boxes[p, t]).all():
+                    draw.rectangle(_box(face_boxes[p, t]), outline=colour, width=max(1, line_width - 1))
+                x1, y1 = _box(boxes[p, t])[:2]
+                label = f"{person_id} {'speaking' if score > 0 else 'listening'} {score:+.2f}"
+                draw.text((x1 + 3, max(0, y1 - 12)), label, fill=colour)
+            yield np.asarray(image)
+        bar.update(stop - start)
+    bar.close()
+
+
+def _box(box: np.ndarray) -> list[float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+
+
+def plot_speaking_scores(clip: ClipArrays, audio: np.ndarray, path: str | os.PathLike) -> Path:
+    """PNG of the audio waveform and every person's speaking score over time (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    seconds = np.arange(clip.num_frames) / clip.fps
+    figure, (wave_axis, score_axis) = plt.subplots(
+        2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [1, 2]}, constrained_layout=True
+    )
+    wave_axis.plot(np.arange(len(audio)) / SAMPLING_RATE, audio, color="0.35", linewidth=0.4)
+    wave_axis.set_ylabel("audio")
+    wave_axis.set_title(f"{clip.clip_id}: speaking scores (> 0 = speaking)")
+    for p, person_id in enumerate(clip.person_ids):
+        score_axis.plot(seconds, clip.speaking_score[p], label=person_id, linewidth=1.4)
+    score_axis.axhline(0.0, color="black", linewidth=0.8, linestyle="--")
+    score_axis.set_ylim(-1.05, 1.05)
+    score_axis.set_xlabel("time (s)")
+    score_axis.set_ylabel("speaking score")
+    score_axis.legend(loc="upper right", ncols=min(4, len(clip.person_ids)))
+    handle, tmp_name = tempfile.mkstemp(suffix=".png", prefix=f".{path.stem}-", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(tmp_name, dpi=100, format="png")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(figure)
+    return path
