@@ -9,8 +9,6 @@ projects it to ``num_tokens`` tokens per frame (Hallo2's audio projection: ``(F,
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,20 +16,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ..vad import resample_audio
+
 #: wav2vec2 checkpoints are trained on 16 kHz audio.
 WAV2VEC2_SAMPLE_RATE = 16_000
-
-
-def resample_audio(waveform: np.ndarray | torch.Tensor, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling of a mono waveform (no-op when the rates agree)."""
-    waveform = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-    waveform = waveform.astype(np.float32, copy=False)
-    if int(sample_rate) == int(target_rate):
-        return waveform
-    from scipy.signal import resample_poly
-
-    g = math.gcd(int(sample_rate), int(target_rate))
-    return resample_poly(waveform, int(target_rate) // g, int(sample_rate) // g).astype(np.float32)
 
 
 @torch.no_grad()
@@ -52,7 +40,9 @@ def wav2vec2_frame_features(
     """
     if num_frames <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
-    audio = resample_audio(waveform, sample_rate, WAV2VEC2_SAMPLE_RATE)
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().float().cpu().numpy()
+    audio = resample_audio(np.asarray(waveform, dtype=np.float32), sample_rate, WAV2VEC2_SAMPLE_RATE)
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"waveform must be a non-empty mono (S,) array, got shape {audio.shape}")
     needed = round(num_frames / fps * WAV2VEC2_SAMPLE_RATE)

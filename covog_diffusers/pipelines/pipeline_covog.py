@@ -40,6 +40,7 @@ from ..models.denoising_net import CovOGDenoisingNet
 from ..models.pose_encoder import MultiHumanPoseEncoder
 from ..models.reference_attention import ReferenceAttentionControl
 from .inputs import CovOGInputs, prepare_inputs
+from .mit import inputs_from_mit_row
 from .pipeline_output import CovOGPipelineOutput
 from .windows import plan_windows
 
@@ -465,16 +466,7 @@ class CovOGPipeline(DiffusionPipeline):
         return CovOGPipelineOutput(frames=frames)
 
     # ------------------------------------------------------------------ MIT rows
-    @staticmethod
-    def inputs_from_mit_row(
-        row: dict,
-        num_frames: int | None = None,
-        start_frame: int = 0,
-        reference_frame: int = 0,
-        height: int | None = None,
-        width: int | None = None,
-    ) -> dict:
-        """Keyword arguments for ``pipe(**inputs)`` from a loaded MIT row (see :mod:`covog_diffusers.pipelines.mit`)."""
-        from .mit import inputs_from_mit_row
-
-        return inputs_from_mit_row(row, num_frames, start_frame, reference_frame, height, width)
+    #: ``CovOGPipeline.inputs_from_mit_row(row, num_frames=None, start_frame=0, reference_frame=0, height=None,
+    #: width=None) -> dict``: keyword arguments for ``pipe(**inputs)`` from a loaded MIT row
+    #: (:func:`covog_diffusers.pipelines.mit.inputs_from_mit_row`).
+    inputs_from_mit_row = staticmethod(inputs_from_mit_row)
