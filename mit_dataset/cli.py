@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
 
         show_clip(args.dataset, args.clip, args.out)
     elif args.command == "demo":
-        from .demo import run_demo
+        # The demo is the one place that drives every part (data -> model -> benchmark), so it lives in the
+        # rightmost part and the dataset CLI only dispatches to it.
+        from benchmark.demo import run_demo
 
         run_demo(args.out, seed=args.seed)
 
