@@ -16,8 +16,6 @@ Public API (stable; used by ``benchmark/metrics/fvd`` and the ``mit-bench`` runn
 - ``video_clip_starts(num_frames, clip_len=16, max_clips=None) -> list[int]``: non-overlapping clip starts.
 - ``extract_video_features(videos, detector, clip_len=16, max_clips_per_video=None, batch_size=8,
   progress=False) -> np.ndarray (N, D)`` float64: features of every clip of every video (paths or arrays).
-- ``i3d_features(detector, video, clip_len=16, max_clips=None) -> np.ndarray (n, D)``: the same for one video
-  (path or ``(F, H, W, 3)`` array); ``load_i3d`` is another name for ``load_detector``.
 - ``frechet_distance(features_a, features_b) -> float`` and ``gaussian_frechet_distance(mu1, s1, mu2, s2)``.
 - ``fvd_from_features(real, generated, detector=None) -> dict``: ``{"fvd", "num_real_clips",
   "num_generated_clips", "feature_dim", "detector"}``. FVD depends strongly on N: compare only at equal N and
@@ -196,21 +194,6 @@ def extract_video_features(
     return np.concatenate(features) if features else np.zeros((0, 0))
 
 
-def i3d_features(
-    detector: I3DDetector,
-    video: VideoInput,
-    clip_len: int = CLIP_LEN,
-    max_clips: int | None = None,
-    device=None,
-) -> np.ndarray:
-    """Float64 ``(n, D)`` features of the non-overlapping clips of one video (path or array). ``device`` is
-    accepted for call compatibility and unused: the detector runs where :func:`load_detector` put it."""
-    return extract_video_features([video], detector, clip_len=clip_len, max_clips_per_video=max_clips)
-
-
-load_i3d = load_detector
-
-
 def gaussian_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2)`` in float64.
 
@@ -270,9 +253,7 @@ __all__ = [
     "frechet_distance",
     "fvd_from_features",
     "gaussian_frechet_distance",
-    "i3d_features",
     "load_detector",
-    "load_i3d",
     "preprocess_clips",
     "resolve_detector_path",
     "video_clip_starts",
