@@ -389,10 +389,13 @@ def test_inputs_from_loaded_dataset_row(pipe, synthetic_dataset_dir):
     assert frames.shape == (1, 8, 64, 64, 3)
 
 
-def test_work_per_model_call_does_not_grow_with_video_length(pipe):
+def test_work_per_model_call_does_not_grow_with_video_length(pipe, monkeypatch):
     """Windows are streamed and decoding is chunked: the largest input any model sees is the same for a
-    96-frame and a 160-frame video (so peak memory does not grow with the length). 96 frames already hold
-    windows with the full audio context on both sides (8 + 2 x 27 frames)."""
+    32-frame and a 64-frame video (so peak memory does not grow with the length). With the audio context cut to
+    3 frames, 32 frames already hold windows with the full audio context on both sides (8 + 2 x (3 + 2))."""
+    import covog_diffusers.pipelines.pipeline_covog as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "AUDIO_CONTEXT_FRAMES", 3)
 
     def largest_inputs(frames: int) -> dict[str, int]:
         sizes: dict[str, int] = {}
@@ -425,7 +428,7 @@ def test_work_per_model_call_does_not_grow_with_video_length(pipe):
                 handle.remove()
         return sizes
 
-    short, long = largest_inputs(96), largest_inputs(160)
+    short, long = largest_inputs(32), largest_inputs(64)
     assert short.keys() == long.keys() and len(short) == 5
     assert long == short
 
