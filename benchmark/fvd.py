@@ -46,7 +46,6 @@ from benchmark.video_loading import VideoInput, describe, iter_frame_chunks, num
 DETECTOR_ENV = "MIT_BENCH_I3D"
 CLIP_LEN = 16
 RESOLUTION = 224
-DETECTOR_KINDS = ("stylegan-v-torchscript", "inception-i3d")
 DOWNLOAD_HINT = (
     "FVD needs a Kinetics-400 I3D detector file. Download either the StyleGAN-V TorchScript detector "
     "'i3d_torchscript.pt' (the reference; linked from the StyleGAN-V repository, universome/stylegan-v) or the "

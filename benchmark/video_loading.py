@@ -1,4 +1,5 @@
-"""Video inputs for the benchmark metrics: a path (decoded with :mod:`mit_dataset.video_io`) or an array.
+"""Video inputs for the benchmark metrics: a path (probed with :mod:`mit_dataset.video_io`, decoded in one
+streaming pass with PyAV) or an array.
 
 Public API (stable; the ``mit-bench`` runner and the metric modules call it):
 
@@ -6,8 +7,6 @@ Public API (stable; the ``mit-bench`` runner and the metric modules call it):
   uint8 or float (the caller states the data range of float arrays).
 - ``describe(video) -> str``: a short name for error messages.
 - ``num_video_frames(video) -> int``.
-- ``load_frames(video, start=0, count=None) -> np.ndarray`` ``(F, H, W, 3)``: decoded uint8 for paths, the array
-  itself (validated) otherwise.
 - ``iter_frame_chunks(video, chunk_size) -> Iterator[np.ndarray]``: consecutive chunks covering the whole video,
   so a 1080p clip is never held in memory whole.
 - ``check_pair(prediction, reference, truncate=False) -> int``: the number of frames to compare; raises
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mit_dataset.video_io import probe_video, read_video_frames
+from mit_dataset.video_io import probe_video
 
 VideoInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor
 
@@ -55,16 +54,6 @@ def num_video_frames(video: VideoInput) -> int:
     if _is_array(video):
         return int(_as_array(video).shape[0])
     return probe_video(video).num_frames
-
-
-def load_frames(video: VideoInput, start: int = 0, count: int | None = None) -> np.ndarray:
-    """Frames ``[start, start + count)`` as ``(n, H, W, 3)``: uint8 decoded from a file, or the given array."""
-    if _is_array(video):
-        array = _as_array(video)
-        return array[start : None if count is None else start + count]
-    if isinstance(video, (str, os.PathLike)) and not os.path.isfile(video):
-        raise FileNotFoundError(f"video file {str(video)!r} does not exist")
-    return read_video_frames(video, start=start, count=count)
 
 
 def iter_frame_chunks(
