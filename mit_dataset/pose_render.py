@@ -376,11 +376,3 @@ def _drawn_pixels(flat: np.ndarray) -> np.ndarray:
     if head < len(flat):
         drawn = np.concatenate([drawn, head + np.flatnonzero(flat[head:])])
     return drawn
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor whose memory comes from NumPy: large NumPy allocations use transparent huge
-    pages, which makes first touch of a 100+ MB batch several times cheaper than torch's allocator."""
-    if dtype == torch.bfloat16:
-        return torch.empty(shape, dtype=dtype)
-    return torch.from_numpy(np.empty(shape, torch.empty((), dtype=dtype).numpy().dtype))

@@ -1,5 +1,5 @@
-"""Zero-copy access to one MIT row of a loaded split: per-person arrays as NumPy views of the Arrow data and
-torchcodec decoders built straight from the embedded mp4/FLAC bytes.
+"""Zero-copy access to one MIT row of a loaded split: per-person arrays as NumPy views of the Arrow data, and
+the embedded mp4/FLAC bytes as a buffer that decoders read in place.
 
 ``dataset[i]`` would turn every per-frame array of the clip into nested Python lists (hundreds of ms for a
 60 s clip with 4 people) and open the video in exact-seek mode (a scan of the whole file). Reading the row
@@ -122,24 +122,17 @@ def clip_arrays(row: pa.Table) -> ClipArrays:
     )
 
 
-def open_video(
-    clip: ClipArrays, dataset=None, index: int | None = None, transforms=None, num_threads: int = 1
-):
+def open_video(clip: ClipArrays, dataset=None, index: int | None = None):
     """A torchcodec ``VideoDecoder`` for the clip: from the embedded bytes (approximate seek: constant cost
     whatever the clip length, exact for constant-frame-rate mp4) or, for path-only rows, through
-    ``dataset[index]["video"]``."""
+    ``dataset[index]["video"]`` (``datasets`` resolves relative and ``hf://`` paths)."""
     from torchcodec.decoders import VideoDecoder
 
     if clip.video_bytes is not None:
-        return VideoDecoder(
-            clip.video_bytes, seek_mode="approximate", num_ffmpeg_threads=num_threads, transforms=transforms
-        )
+        return VideoDecoder(clip.video_bytes, seek_mode="approximate")
     if dataset is None:
         raise ValueError(f"clip {clip.clip_id!r}: the video has no embedded bytes and no dataset was given")
-    decoder = dataset.select_columns(["video"])[index]["video"]
-    if transforms:
-        raise ValueError(f"clip {clip.clip_id!r}: decoder transforms need embedded video bytes")
-    return decoder
+    return dataset.select_columns(["video"])[index]["video"]
 
 
 def open_audio(clip: ClipArrays, dataset=None, index: int | None = None):

@@ -8,8 +8,8 @@ Writes two files into ``out_dir``:
   audio is muxed in.
 - ``{clip_id}_speaking.png``: the audio waveform and every person's speaking score over time.
 
-Frames are decoded, drawn and encoded in chunks, so memory does not grow with the clip length. Both files
-are written atomically.
+Frames are decoded, drawn and encoded one at a time, so memory does not grow with the clip length. Both
+files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .features import SAMPLING_RATE
+from .frame_decoder import iter_frames
 from .geometry import FrameTransform
 from .pose_render import draw_pose
 from .row_arrays import ClipArrays, clip_arrays, open_video, read_audio_span
@@ -78,38 +79,52 @@ def _safe(name: str) -> str:
 
 
 def _overlay_frames(clip: ClipArrays, split, index: int, max_width: int, progress: bool):
-    """Yield the overlay frames (H, W, 3) uint8, decoding ``CHUNK_FRAMES`` frames at a time."""
+    """Yield the overlay frames (H, W, 3) uint8, decoding and drawing one frame at a time."""
     transform = FrameTransform.fit(clip.height, clip.width, max_width)
     keypoints = transform.apply_points(clip.keypoints)
     boxes = transform.apply_boxes(clip.boxes)
     face_boxes = transform.apply_boxes(clip.face_boxes)
-    decoder = open_video(clip, split, index)
     line_width = max(2, transform.width // 320)
-    bar = tqdm(total=clip.num_frames, desc=f"overlay {clip.clip_id}", unit="frame", disable=not progress)
+    frames = tqdm(
+        _frames(clip, split, index, transform),
+        total=clip.num_frames,
+        desc=f"overlay {clip.clip_id}",
+        unit="frame",
+        disable=not progress,
+    )
+    count = 0
+    for t, frame in enumerate(frames):
+        if t >= clip.num_frames:
+            break
+        image = Image.fromarray(np.ascontiguousarray(frame))
+        draw_pose(image, keypoints[:, t], line_width=line_width)
+        draw = ImageDraw.Draw(image)
+        for p, person_id in enumerate(clip.person_ids):
+            score = float(clip.speaking_score[p, t])
+            colour = SPEAKING_COLOR if score > 0 else LISTENING_COLOR
+            draw.rectangle(_box(boxes[p, t]), outline=colour, width=line_width + 1)
+            if np.isfinite(face_boxes[p, t]).all():
+                draw.rectangle(_box(face_boxes[p, t]), outline=colour, width=max(1, line_width - 1))
+            x1, y1 = _box(boxes[p, t])[:2]
+            label = f"{person_id} {'speaking' if score > 0 else 'listening'} {score:+.2f}"
+            draw.text((x1 + 3, max(0, y1 - 12)), label, fill=colour)
+        count += 1
+        yield np.asarray(image)
+    if count != clip.num_frames:
+        raise ValueError(
+            f"clip {clip.clip_id!r}: the video has {count} frames, the annotations {clip.num_frames}"
+        )
+
+
+def _frames(clip: ClipArrays, split, index: int, transform: FrameTransform):
+    """The clip's frames in order, (H, W, 3) uint8, resized by ``transform``."""
+    if clip.video_bytes is not None:
+        yield from iter_frames(clip.video_bytes.numpy(), transform, name=f"clip {clip.clip_id!r}")
+        return
+    decoder = open_video(clip, split, index)  # path-only rows: the datasets decoder, resize in torch
     for start in range(0, clip.num_frames, CHUNK_FRAMES):
-        stop = min(start + CHUNK_FRAMES, clip.num_frames)
-        frames = transform.apply_frames(decoder.get_frames_in_range(start, stop).data)
-        if frames.shape[0] != stop - start:
-            raise ValueError(
-                f"clip {clip.clip_id!r}: decoded {frames.shape[0]} frames at {start}, expected {stop - start}"
-            )
-        for offset, frame in enumerate(frames.permute(0, 2, 3, 1).numpy()):
-            t = start + offset
-            image = Image.fromarray(np.ascontiguousarray(frame))
-            draw_pose(image, keypoints[:, t], line_width=line_width)
-            draw = ImageDraw.Draw(image)
-            for p, person_id in enumerate(clip.person_ids):
-                score = float(clip.speaking_score[p, t])
-                colour = SPEAKING_COLOR if score > 0 else LISTENING_COLOR
-                draw.rectangle(_box(boxes[p, t]), outline=colour, width=line_width + 1)
-                if np.isfinite(face_boxes[p, t]).all():
-                    draw.rectangle(_box(face_boxes[p, t]), outline=colour, width=max(1, line_width - 1))
-                x1, y1 = _box(boxes[p, t])[:2]
-                label = f"{person_id} {'speaking' if score > 0 else 'listening'} {score:+.2f}"
-                draw.text((x1 + 3, max(0, y1 - 12)), label, fill=colour)
-            yield np.asarray(image)
-        bar.update(stop - start)
-    bar.close()
+        chunk = decoder.get_frames_in_range(start, min(start + CHUNK_FRAMES, clip.num_frames)).data
+        yield from transform.apply_frames(chunk).permute(0, 2, 3, 1).numpy()
 
 
 def _box(box: np.ndarray) -> list[float]:

@@ -11,6 +11,12 @@ and crops the centre (:class:`~mit_dataset.geometry.FrameTransform`); keypoints 
 very same transform, so pose maps, face masks and pixels stay aligned. ``P`` is the clip's number of
 persons (2-4), in the row's order.
 
+Cost does not depend on the clip length: the row is read as Arrow (:mod:`mit_dataset.row_arrays`, no
+Python lists of per-frame arrays), frames are decoded from the embedded mp4 in place with a seek
+(:mod:`mit_dataset.frame_decoder`, resized by FFmpeg while converting from YUV), the audio span is read
+with a seek, and the big output tensors reuse memory (:mod:`mit_dataset.buffer_pool`).
+``benchmarks/bench_data.py`` measures it against plain PyAV decoding of the same frames.
+
 Keys of an item (all tensors float32 unless stated):
 
 =========================  ================================  ==================================================
@@ -60,10 +66,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .buffer_pool import BufferPool
+from .buffer_pool import BufferPool, empty_tensor
 from .features import SAMPLING_RATE
+from .frame_decoder import decode_frames
 from .geometry import FrameTransform, box_masks
-from .pose_render import _empty, render_pose_tensor
+from .pose_render import render_pose_tensor
 from .row_arrays import ROW_COLUMNS, ClipArrays, clip_arrays, open_video, read_audio_span
 
 REFERENCE_MODES = ("random", "first")
@@ -282,38 +289,20 @@ class MITVideoDataset(Dataset):
 
     def _decode(self, clip, transform, frames, reference, row_index) -> torch.Tensor:
         """(F + 1, 3, H, W) float in [-1, 1]: the window frames then the reference frame."""
-        from torchcodec.transforms import Resize
-
-        resize = (transform.resized_height, transform.resized_width) != (clip.height, clip.width)
-        embedded = clip.video_bytes is not None
-        decoder = open_video(
-            clip,
-            self.dataset,
-            row_index,
-            transforms=[Resize((transform.resized_height, transform.resized_width))]
-            if resize and embedded
-            else None,
-            num_threads=self.decode_threads,
-        )
-        unique, inverse = np.unique(np.append(frames, reference), return_inverse=True)
-        decoded = decoder.get_frames_at(unique.tolist()).data  # (U, 3, h, w) uint8
-        if decoded.shape[0] != len(unique):
-            raise ValueError(
-                f"clip {clip.clip_id!r}: decoded {decoded.shape[0]} frames, expected {len(unique)}"
-            )
-        if resize and not embedded:
-            decoded = transform.apply_frames(decoded)
-        else:
-            decoded = transform.crop(decoded)
-        out = torch.from_numpy(self._pool.empty((len(inverse), 3, self.height, self.width), np.float32))
-        # [0, 255] -> [-1, 1] in NumPy, one frame per output row (the reference may repeat a window frame);
-        # torch's strided uint8 -> float copy is several times slower here.
-        source, target = decoded.numpy(), out.numpy()
-        scale, one = np.float32(2.0 / 255.0), np.float32(1.0)
-        for row, frame in enumerate(inverse.tolist()):
-            np.multiply(source[frame], scale, out=target[row], casting="unsafe")
-            np.subtract(target[row], one, out=target[row])
-        return out
+        indices = np.append(frames, reference)
+        out = self._pool.empty((len(indices), 3, self.height, self.width), np.float32)
+        if clip.video_bytes is not None:
+            decode_frames(
+                clip.video_bytes.numpy(), indices, transform, out, clip.fps, name=f"clip {clip.clip_id!r}",
+                threads=self.decode_threads,
+            )  # fmt: skip
+            return torch.from_numpy(out)
+        # Media stored as paths: the datasets decoder (resolves relative and hf:// paths), resize in torch.
+        unique, inverse = np.unique(indices, return_inverse=True)
+        decoded = open_video(clip, self.dataset, row_index).get_frames_at(unique.tolist()).data
+        decoded = transform.apply_frames(decoded)[torch.from_numpy(inverse)]
+        torch.mul(decoded, 2.0 / 255.0, out=torch.from_numpy(out)).sub_(1.0)
+        return torch.from_numpy(out)
 
     def _audio(self, clip: ClipArrays, frames: np.ndarray, row_index) -> tuple[np.ndarray, np.ndarray]:
         """The window's audio (S,) and the per-frame windows (F, L), from one ranged decode."""
@@ -380,7 +369,7 @@ def collate_mit_batch(items: list[dict]) -> dict:
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    out = _empty((len(tensors), *tensors[0].shape), tensors[0].dtype)
+    out = empty_tensor((len(tensors), *tensors[0].shape), tensors[0].dtype)
     for row, tensor in enumerate(tensors):
         out[row].copy_(tensor)
     return out
@@ -393,7 +382,7 @@ def _pad_persons(tensors: list[torch.Tensor], pmax: int) -> torch.Tensor:
             raise ValueError(
                 f"items disagree on a per-person shape: {tuple(tensor.shape[1:])} vs {tuple(tail)}"
             )
-    out = _empty((len(tensors), pmax, *tail), tensors[0].dtype)
+    out = empty_tensor((len(tensors), pmax, *tail), tensors[0].dtype)
     for row, tensor in enumerate(tensors):
         count = tensor.shape[0]
         out[row, :count].copy_(tensor)

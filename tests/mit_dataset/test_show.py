@@ -41,6 +41,9 @@ def test_show_cli_and_unknown_clip(synthetic_dataset_dir, synthetic_records, tmp
     main(["show", record.clip_id, "--dataset", str(synthetic_dataset_dir), "--out", str(tmp_path / "cli")])
     assert (tmp_path / "cli" / f"{record.clip_id}_overlay.mp4").is_file()
     assert (tmp_path / "cli" / f"{record.clip_id}_speaking.png").is_file()
+    small, _ = show_clip(synthetic_dataset_dir, record.clip_id, tmp_path / "small", max_width=128, progress=False)
+    info = probe_video(small)
+    assert (info.width, info.height, info.num_frames) == (128, 72, record.num_frames)
     with pytest.raises(ValueError, match=rf"clip 'nope' is not in dataset .*{record.clip_id}"):
         show_clip(synthetic_dataset_dir, "nope", tmp_path / "missing")
     assert not (tmp_path / "missing").exists() or not any((tmp_path / "missing").iterdir())

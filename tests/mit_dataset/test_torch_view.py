@@ -36,15 +36,22 @@ def frame_level(t: int) -> int:
 
 
 def make_clip(
-    folder: Path, clip_id: str, people: int = 2, frames: int = NUM_FRAMES, click_frame: int | None = None
+    folder: Path,
+    clip_id: str,
+    people: int = 2,
+    frames: int = NUM_FRAMES,
+    click_frame: int | None = None,
+    scale: int = 1,
 ):
     """A clip whose frame ``t`` is grey ``8 t`` with a white square centred on person 0's nose, the only
-    confident keypoint of person 0; audio is silent except a click at the centre of ``click_frame``."""
+    confident keypoint of person 0; audio is silent except a click at the centre of ``click_frame``.
+    ``scale`` multiplies the frame size and every coordinate."""
+    height, width, half = HEIGHT * scale, WIDTH * scale, MARKER * scale
     video = []
     for t in range(frames):
-        frame = np.full((HEIGHT, WIDTH, 3), frame_level(t), np.uint8)
-        x, y = marker_position(t)
-        frame[int(y) - MARKER : int(y) + MARKER, int(x) - MARKER : int(x) + MARKER] = 255
+        frame = np.full((height, width, 3), frame_level(t), np.uint8)
+        x, y = (scale * v for v in marker_position(t))
+        frame[int(y) - half : int(y) + half, int(x) - half : int(x) + half] = 255
         video.append(frame)
     path = write_video(folder / f"{clip_id}.mp4", video, fps=FPS, crf=0)
     audio = np.zeros(round(frames / FPS * SAMPLING_RATE) + 400, np.float32)
@@ -60,8 +67,9 @@ def make_clip(
             keypoints[:, :, 0] = 10 + 20 * p
             keypoints[:, :, 1] = np.linspace(10, 60, NUM_KEYPOINTS)
             keypoints[:, :, 2] = 0.9
-        box = np.array([4 + 30 * p, 4, 34 + 30 * p, 68], np.float32)
-        face = np.array([10 + 30 * p, 8, 26 + 30 * p, 24], np.float32)
+        keypoints[..., :2] *= scale
+        box = np.array([4 + 30 * p, 4, 34 + 30 * p, 68], np.float32) * scale
+        face = np.array([10 + 30 * p, 8, 26 + 30 * p, 24], np.float32) * scale
         persons.append(
             PersonTrack(
                 person_id=f"p{p}",
@@ -70,11 +78,11 @@ def make_clip(
                 boxes=np.repeat(box[None], frames, 0),
                 face_boxes=np.repeat(face[None], frames, 0),
                 speaking_score_raw=np.linspace(-3, 3, frames).astype(np.float32) * (1 if p % 2 else -1),
-                mask_rle=[box_mask_rle(box, HEIGHT, WIDTH)] * frames,
+                mask_rle=[box_mask_rle(box, height, width)] * frames,
             )
         )
     return ClipRecord(
-        clip_id, "synthetic", "multi_human", "train", path, audio, frames, WIDTH, HEIGHT, persons
+        clip_id, "synthetic", "multi_human", "train", path, audio, frames, width, height, persons
     )
 
 
@@ -191,16 +199,25 @@ def test_stride_and_window_sampling(split):
     assert len(starts) > 1
 
 
-def test_frames_poses_and_keypoints_are_aligned_after_resize_and_crop(split):
+@pytest.mark.parametrize("scale", [1, 3])  # upscaled (72 -> 96 rows) and downscaled (216 -> 96 rows) sources
+def test_frames_poses_and_keypoints_are_aligned_after_resize_and_crop(split, scale, tmp_path):
+    if scale != 1:
+        split = as_split([make_clip(tmp_path, "big", scale=scale)])
     data = view(split, window="center", reference="first")
     item = data[0]
-    transform = FrameTransform.cover(HEIGHT, WIDTH, OUT_H, OUT_W)
+    transform = FrameTransform.cover(HEIGHT * scale, WIDTH * scale, OUT_H, OUT_W)
     for k, t in enumerate(item["frame_indices"].tolist()):
-        x, y = transform.apply_points(np.array([marker_position(t)]))[0]
+        x, y = transform.apply_points(np.array([marker_position(t)]) * scale)[0]
         np.testing.assert_allclose(item["keypoints"][0, k, 0, :2].numpy(), [x, y], atol=1e-4)
         col, row = int(x), int(y)
         # The frame pixel under the keypoint is the white marker; a pixel well away is background.
         assert item["pixel_values"][k, :, row, col].min() > 0.9
+        # Sub-pixel: the marker's centroid in the decoded, resized and cropped frame is the keypoint.
+        white = item["pixel_values"][k].min(0).values.clamp(min=0)  # background <= 0 until frame 16
+        if t < 16:
+            ys, xs = torch.meshgrid(torch.arange(OUT_H) + 0.5, torch.arange(OUT_W) + 0.5, indexing="ij")
+            assert ((xs * white).sum() / white.sum()).item() == pytest.approx(x, abs=0.25)
+            assert ((ys * white).sum() / white.sum()).item() == pytest.approx(y, abs=0.25)
         background = frame_level(t) / 127.5 - 1
         np.testing.assert_allclose(item["pixel_values"][k, :, row, col + 12].numpy(), background, atol=0.05)
         # The nose disc of person 0's pose map is centred on the same pixel, in the nose colour.
@@ -211,10 +228,25 @@ def test_frames_poses_and_keypoints_are_aligned_after_resize_and_crop(split):
         assert (ys.float() + 0.5).mean().item() == pytest.approx(y, abs=0.6)
     # The reference is frame 0, with its own pose.
     assert item["reference_index"] == 0
-    x0, y0 = transform.apply_points(np.array([marker_position(0)]))[0]
+    x0, y0 = transform.apply_points(np.array([marker_position(0)]) * scale)[0]
     assert item["reference_pixel_values"][:, int(y0), int(x0)].min() > 0.9
     assert item["reference_pose_maps"][0, :, int(y0), int(x0)].sum() > 0
     np.testing.assert_allclose(item["reference_keypoints"][0, 0, :2].numpy(), [x0, y0], atol=1e-4)
+
+
+def test_rows_with_media_paths_decode_like_embedded_rows(split, tmp_path):
+    record = make_clip(tmp_path, "paths", people=2, click_frame=13).validate()
+    row = record.to_row()
+    audio_path = tmp_path / "paths.flac"
+    audio_path.write_bytes(row["audio"]["bytes"])
+    row["video"] = {"path": str(record.video_path), "bytes": None}
+    row["audio"] = {"path": str(audio_path), "bytes": None}
+    by_path = datasets.Dataset.from_list([row], features=MIT_FEATURES)
+    embedded, linked = view(split, window="center")[0], view(by_path, window="center")[0]
+    assert torch.equal(embedded["frame_indices"], linked["frame_indices"])
+    assert (embedded["pixel_values"] - linked["pixel_values"]).abs().mean() < 0.02
+    assert torch.equal(embedded["pose_maps"], linked["pose_maps"])
+    np.testing.assert_allclose(embedded["audio_windows"].numpy(), linked["audio_windows"].numpy(), atol=1e-3)
 
 
 def test_face_masks_and_speaking_scores_follow_the_annotations(split, tmp_path):
