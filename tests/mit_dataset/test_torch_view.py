@@ -343,6 +343,27 @@ def test_too_short_clips_give_clear_errors(split, tmp_path):
         view(split).load_window(0, 25)
 
 
+def test_video_shorter_than_its_annotations_is_a_clear_error(tmp_path):
+    row = make_clip(tmp_path, "cut", frames=NUM_FRAMES).validate().to_row()
+    shorter = make_clip(tmp_path / "short", "cut", frames=20)
+    row["video"]["bytes"] = shorter.video_path.read_bytes()  # annotations say 30 frames, the mp4 has 20
+    data = view(datasets.Dataset.from_list([row], features=MIT_FEATURES), num_frames=4, stride=1)
+    assert data.load_window(0, 10)["frame_indices"].tolist() == [10, 11, 12, 13]
+    with pytest.raises(ValueError, match=r"clip 'cut': frames \[24, 25, 26, 27\] not found"):
+        data.load_window(0, 24)
+
+
+def test_dataloader_workers_match_the_main_process(split):
+    data = view(split, window="random", reference="random", mask_factors=(32,))
+    options = {"batch_size": 2, "collate_fn": collate_mit_batch}
+    local = next(iter(torch.utils.data.DataLoader(data, **options)))
+    loader = torch.utils.data.DataLoader(data, num_workers=1, multiprocessing_context="fork", **options)
+    remote = next(iter(loader))
+    for key in ("pixel_values", "pose_maps", "face_masks", "audio_windows", "frame_indices", "person_mask"):
+        a, b = (local[key][32], remote[key][32]) if key == "face_masks" else (local[key], remote[key])
+        assert torch.equal(a, b), key
+
+
 def test_bad_arguments_are_rejected(split):
     with pytest.raises(ValueError, match="num_frames"):
         view(split, num_frames=0)
