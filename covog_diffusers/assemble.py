@@ -186,7 +186,7 @@ def load_sd_unet(path, unet_config: dict | str | os.PathLike | None = None, dtyp
     path = _require(path, "sd15")
     if path.is_dir():
         folder = _model_folder(path, "unet", "sd15")
-        unet = UNet2DConditionModel.from_pretrained(folder, local_files_only=True, torch_dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(folder, local_files_only=True).to(dtype)
         report = LoadReport("reference_unet/denoising_unet spatial (SD 1.5 UNet)")
         report.loaded = sorted(unet.state_dict())
         return unet, report, str(folder)
@@ -278,28 +278,10 @@ def _feature_extractor(image_encoder_dir: Path):
 
 
 def _scheduler():
-    """The inference scheduler CovOG trains with (DDIM, v-prediction, trailing, zero terminal SNR)."""
-    from .pipelines import pipeline_covog
+    """The one CovOG noise schedule (DDIM, v-prediction, trailing, zero terminal SNR), as in training."""
+    from .pipelines import create_scheduler
 
-    for name in ("default_scheduler", "make_scheduler", "create_scheduler"):
-        for owner in (pipeline_covog, getattr(pipeline_covog, "CovOGPipeline", None)):
-            factory = getattr(owner, name, None)
-            if callable(factory):
-                return factory()
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="v_prediction",
-        timestep_spacing="trailing",
-        rescale_betas_zero_snr=True,
-    )
+    return create_scheduler()
 
 
 # ------------------------------------------------------------------------------------------------- assembly
@@ -382,10 +364,10 @@ def build_pipeline(
 
     # 2. Frozen encoders.
     vae_dir = _model_folder(paths["vae"], "vae", "vae")
-    vae_model = AutoencoderKL.from_pretrained(vae_dir, local_files_only=True, torch_dtype=dtype)
+    vae_model = AutoencoderKL.from_pretrained(vae_dir, local_files_only=True).to(dtype)
     report.sources["vae"] = str(vae_dir)
     clip_dir = _model_folder(paths["image_encoder"], "image_encoder", "image_encoder")
-    clip = CLIPVisionModelWithProjection.from_pretrained(clip_dir, local_files_only=True, torch_dtype=dtype)
+    clip = CLIPVisionModelWithProjection.from_pretrained(clip_dir, local_files_only=True).to(dtype)
     report.sources["image_encoder"] = str(clip_dir)
     feature_extractor, fe_source = _feature_extractor(clip_dir)
     if fe_source is None:
@@ -393,7 +375,7 @@ def build_pipeline(
             "feature_extractor: no preprocessor_config.json found; using CLIP's 224 px defaults"
         )
     w2v_dir = _model_folder(paths["wav2vec2"], "audio_encoder", "wav2vec2")
-    audio_encoder = Wav2Vec2Model.from_pretrained(w2v_dir, local_files_only=True, torch_dtype=dtype)
+    audio_encoder = Wav2Vec2Model.from_pretrained(w2v_dir, local_files_only=True).to(dtype)
     report.sources["wav2vec2"] = str(w2v_dir)
 
     # 3. Fresh CovOG parts.

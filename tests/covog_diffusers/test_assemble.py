@@ -411,3 +411,11 @@ def test_cli_assemble(sources, tmp_path, capsys):
         == 2
     )
     assert "--component-config" in capsys.readouterr().err
+
+
+def test_assemble_half_precision(sources):
+    pipe, _ = build_pipeline(**_args(sources), dtype=torch.float16)
+    for name in ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "audio_encoder"):
+        assert getattr(pipe, name).dtype == torch.float16, name
+    half = {k: v.half() for k, v in sources["unet"].items()}
+    _assert_holds(pipe.denoising_unet.state_dict(), half, "denoising_unet spatial (fp16)")
