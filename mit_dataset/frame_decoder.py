@@ -92,7 +92,7 @@ def decode_frames(
         stream.thread_type = "SLICE" if threads == 1 else "AUTO"
         stream.thread_count = threads
         start = stream.start_time or 0
-        step = 1 / (Fraction(fps).limit_denominator(1001) * stream.time_base)  # one frame in pts units
+        step = float(1 / (Fraction(fps).limit_denominator(1001) * stream.time_base))  # one frame in pts units
 
         def frames_from(pts: int):
             container.seek(int(pts), stream=stream, backward=True, any_frame=False)

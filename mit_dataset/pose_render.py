@@ -223,23 +223,34 @@ def _draw(
 
 def _stamp_discs(canvas, tile_y, height, width, centre, radius, values) -> None:
     """Fill discs into ``canvas`` (rows of tiles, see :func:`_render_indices`): every pixel whose centre lies
-    within ``radius`` of ``centre`` (continuous tile coordinates) gets ``values``; clipped to the tile."""
-    if not len(centre):
-        return
-    reach = int(np.ceil(radius.max())) + 1
+    within ``radius`` of ``centre`` (continuous tile coordinates) gets ``values``; clipped to the tile.
+    Discs are stamped in order, one group of equal radius at a time (later groups on top)."""
+    start = 0
+    while start < len(centre):
+        stop = start + int(np.argmax(np.append(radius[start:] != radius[start], True)))
+        group = slice(start, stop)
+        _stamp_group(canvas, tile_y[group], height, width, centre[group], float(radius[start]), values[group])
+        start = stop
+
+
+def _stamp_group(canvas, tile_y, height, width, centre, radius: float, values) -> None:
+    reach = int(np.ceil(radius + 0.5))  # |j + 0.5 - x| <= r with j - floor(x) in [-reach, reach]
     offsets = np.arange(-reach, reach + 1)
     base = np.floor(centre).astype(np.int64)  # (K, 2)
     cols = base[:, 0, None, None] + offsets[None, None, :]  # (K, 1, S)
     rows = base[:, 1, None, None] + offsets[None, :, None]  # (K, S, 1)
     dx = cols + 0.5 - centre[:, 0, None, None]
     dy = rows + 0.5 - centre[:, 1, None, None]
-    inside = (dx * dx + dy * dy <= (radius * radius)[:, None, None]) & (cols >= 0) & (cols < width)
-    inside &= (rows >= 0) & (rows < height)
+    inside = (
+        (dx * dx + dy * dy <= radius * radius) & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    )
     disc, row, col = np.nonzero(inside)
     canvas[rows[disc, row, 0] + tile_y[disc], cols[disc, 0, col]] = values[disc]
 
 
-def _render_indices(keypoints: np.ndarray, height: int, width: int, min_score: float, line_width: int | None):
+def _render_indices(
+    keypoints: np.ndarray, height: int, width: int, min_score: float, line_width: int | None, pool=None
+):
     """Render ``(..., 59, 3)`` poses as palette indices into one tall uint8 canvas (tiles stacked
     vertically, separated by black gutters wider than any stroke can spill; Pillow draws straight into
     the NumPy buffer). Returns ``(canvas, pitch, count, batch_shape)``: tile ``n`` is
@@ -251,7 +262,8 @@ def _render_indices(keypoints: np.ndarray, height: int, width: int, min_score: f
     count = flat.shape[0]
     gutter = 2 * line_width + 4
     pitch = height + gutter
-    canvas = np.zeros((max(1, count * pitch), width), np.uint8)
+    shape = (max(1, count * pitch), width)
+    canvas = pool.zeros(shape, np.uint8) if pool is not None else np.zeros(shape, np.uint8)
     image = Image.frombuffer("L", (width, canvas.shape[0]), canvas, "raw", "L", 0, 1)
     image.readonly = 0  # draw into the NumPy buffer itself (it is writable; Pillow marks buffers read-only)
     shared = _shares_buffer(image, canvas)
@@ -344,7 +356,7 @@ def render_pose_tensor(
     Pose maps are mostly black: the output is allocated zeroed and only the drawn pixels are written,
     which is several times cheaper than converting whole frames. ``pool``
     (:class:`~mit_dataset.buffer_pool.BufferPool`) recycles the output memory."""
-    canvas, pitch, count, batch_shape = _render_indices(keypoints, height, width, min_score, line_width)
+    canvas, pitch, count, batch_shape = _render_indices(keypoints, height, width, min_score, line_width, pool)
     height, width = int(height), int(width)
     if dtype == torch.bfloat16:
         return render_pose_tensor(keypoints, height, width, min_score, line_width).to(dtype)
