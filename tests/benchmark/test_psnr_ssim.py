@@ -160,3 +160,14 @@ def test_evaluate_load_offline_from_folder_on_video_paths(video_pair, monkeypatc
         predictions=[str(pred_path)], references=[str(ref_path)], convention="grayscale_7x7"
     )
     assert result["ssim"] == pytest.approx(np.mean(_skimage_ssim_gray7(pred, ref)), abs=TOLERANCE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("convention", ["gaussian_rgb", "grayscale_7x7"])
+def test_compiled_metrics_equal_eager(convention):
+    pred, ref = _pair(6, shape=(3, 40, 56, 3))
+    eager = ssim_frames(pred, ref, convention=convention).numpy()
+    compiled = ssim_frames(pred, ref, convention=convention, compile=True).numpy()
+    np.testing.assert_allclose(compiled, eager, atol=1e-6, rtol=0)
+    compiled = psnr_frames(pred, ref, compile=True).numpy()
+    np.testing.assert_allclose(compiled, psnr_frames(pred, ref).numpy(), atol=1e-6, rtol=0)
