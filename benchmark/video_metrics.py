@@ -2,7 +2,8 @@
 
 Public API (stable; used by ``benchmark/metrics/psnr``, ``benchmark/metrics/ssim`` and the ``mit-bench`` runner):
 
-- ``psnr_frames(predictions, references, data_range=None) -> torch.Tensor (N,)`` float64, one value per frame.
+- ``psnr_frames(predictions, references, data_range=None, compile=False) -> torch.Tensor (N,)`` float64, one
+  value per frame.
 - ``ssim_frames(predictions, references, data_range=None, convention="gaussian_rgb", compile=False)
   -> torch.Tensor (N,)`` (``compile=True``: ``torch.compile``'d, several times faster on CPU after a one-off
   compilation).
