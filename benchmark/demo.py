@@ -106,11 +106,8 @@ def run_demo(out_dir: str | Path = "outputs/demo", seed: int = 0) -> dict:
 
 
 def _show(dataset_dir: Path, clip_id: str, out: Path):
-    try:
-        from mit_dataset.show import show_clip
-    except ImportError:
-        print("(mit_dataset.show is not available in this version: clip preview skipped)")
-        return None
-    shown = show_clip(str(dataset_dir), clip_id, out)
-    print(f"clip preview: {shown}")
-    return shown
+    from mit_dataset.show import show_clip
+
+    overlay, plot = show_clip(str(dataset_dir), clip_id, out)
+    print(f"overlay video: {overlay}\nspeaking-score plot: {plot}")
+    return overlay, plot

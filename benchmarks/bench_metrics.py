@@ -82,7 +82,7 @@ def torch_frames(pred, ref, device, compile=False, chunk=16):
 
 def bench_frame_metrics(num_frames: int, repeats: int, devices) -> tuple[list[list[str]], str]:
     """scikit-image (one thread) against torch on CPU with one thread (the same resources), with torch's
-    default thread count, compiled (``ssim_frames(compile=True)``, one thread), and on CUDA when available;
+    default thread count, compiled (``ssim_frames(compile=True)``, one thread and the default count), and on CUDA when available;
     timed alternately, repetition by repetition, after a warm-up (which includes the one-off compilation)."""
     pred, ref = textured_pair(num_frames)
     default_threads = torch.get_num_threads()
@@ -91,6 +91,8 @@ def bench_frame_metrics(num_frames: int, repeats: int, devices) -> tuple[list[li
     if default_threads > 1:
         variants[f"cpu, {default_threads} threads"] = (cpu, default_threads, False)
     variants["cpu, 1 thread, torch.compile"] = (cpu, 1, True)
+    if default_threads > 1:
+        variants[f"cpu, {default_threads} threads, torch.compile"] = (cpu, default_threads, True)
     variants.update({d.type: (d, default_threads, False) for d in devices if d.type != "cpu"})
     compile_seconds = 0.0
     for device, threads, compiled in variants.values():  # warm-up: kernels, allocator, compilation

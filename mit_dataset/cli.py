@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "show":
         from .show import show_clip
 
-        show_clip(args.dataset, args.clip, args.out)
+        overlay, plot = show_clip(args.dataset, args.clip, args.out)
+        print(f"overlay video: {overlay}\nspeaking-score plot: {plot}")
     elif args.command == "demo":
         # The demo is the one place that drives every part (data -> model -> benchmark), so it lives in the
         # rightmost part and the dataset CLI only dispatches to it.

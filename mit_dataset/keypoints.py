@@ -34,7 +34,7 @@ LEFT_HAND_ROOT = 17
 RIGHT_HAND_ROOT = 38
 LEFT_HAND = tuple(range(17, 38))
 RIGHT_HAND = tuple(range(38, 59))
-BODY = tuple(range(0, 17))
+BODY = tuple(range(17))
 
 #: COCO-WholeBody face points the partial release used for its face masks (jaw middle, brows, nose bridge).
 WHOLEBODY_FACE_BOX_POINTS = (23, 31, 39, 53)
