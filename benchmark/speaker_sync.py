@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.video_loading import VideoInput, iter_frame_chunks
+from mit_dataset.timeseries import centred_moving_average
 
 #: Mouth band as (top, bottom, left, right) fractions of the face box.
 MOUTH_REGION = (0.5, 0.85, 0.25, 0.75)
@@ -142,16 +143,6 @@ def mouth_motion_energy(
     return energy
 
 
-def smooth(values: np.ndarray, frames: int) -> np.ndarray:
-    """Centred moving average over the last axis (edge-padded), ``frames`` odd >= 1."""
-    if frames <= 1:
-        return values
-    pad = frames // 2
-    padded = np.pad(values, [(0, 0)] * (values.ndim - 1) + [(pad, frames - 1 - pad)], mode="edge")
-    kernel = np.ones(frames) / frames
-    return np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="valid"), -1, padded)
-
-
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     denominator = np.sqrt((a * a).sum() * (b * b).sum())
@@ -162,7 +153,7 @@ def speaker_sync_scores(
     energy, speaking_scores, smooth_frames: int = 5, threshold_quantile: float = 0.25
 ) -> dict:
     """The metric's statistics from mouth motion energies ``(P, F)`` and speaking scores ``(P, F)``."""
-    energy = smooth(np.asarray(energy, np.float64), smooth_frames)
+    energy = centred_moving_average(energy, smooth_frames)
     scores = _as_float_array(speaking_scores, "speaking_scores", ())
     if scores.shape != energy.shape:
         raise ValueError(f"speaking_scores {scores.shape} and face_boxes {energy.shape[:2]} (P, F) differ")

@@ -278,3 +278,27 @@ def _resize_like(frames: np.ndarray, height: int, width: int, device) -> torch.T
     tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
     tensor = resize_frames(tensor, height, width, antialias=True).permute(0, 2, 3, 1)
     return tensor.round().clamp(0, 255).to(torch.uint8) if is_uint8 else tensor
+
+
+def mean_over_videos(
+    metric: str,
+    predictions: Sequence[VideoInput],
+    references: Sequence[VideoInput],
+    max_value: float | None = None,
+    **score_kwargs,
+) -> dict:
+    """The evaluate modules' aggregation: per-frame ``metric`` (capped at ``max_value``), averaged over frames,
+    then over videos. ``score_kwargs`` go to :func:`score_video_pair`."""
+    per_video, num_frames = [], 0
+    for prediction, reference in zip(predictions, references):
+        frames = score_video_pair(prediction, reference, (metric,), **score_kwargs)[metric]
+        if max_value is not None:
+            frames = np.minimum(frames, max_value)
+        per_video.append(float(np.mean(frames)))
+        num_frames += len(frames)
+    return {
+        metric: float(np.mean(per_video)) if per_video else float("nan"),
+        f"{metric}_per_video": per_video,
+        "num_videos": len(per_video),
+        "num_frames": num_frames,
+    }

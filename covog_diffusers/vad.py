@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mit_dataset.timeseries import centred_moving_average
+
 __all__ = [
     "VAD_SAMPLE_RATE",
     "load_vad_model",
@@ -206,10 +208,6 @@ def speaking_scores_from_tracks(
     frame_logits = _per_frame(logits, num_frames, fps)
     silent = math.log(_PROB_EPS) - math.log1p(-_PROB_EPS)
     frame_logits = np.where(np.isnan(frame_logits), silent, frame_logits)
-    if smoothing_frames > 1:
-        left = (smoothing_frames - 1) // 2
-        padded = np.pad(frame_logits, ((0, 0), (left, smoothing_frames - 1 - left)), mode="edge")
-        kernel = np.full(smoothing_frames, 1.0 / smoothing_frames)
-        frame_logits = np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+    frame_logits = centred_moving_average(frame_logits, smoothing_frames)
     frame_logits = frame_logits - (math.log(threshold) - math.log1p(-threshold))
     return np.clip(frame_logits / scale, -1.0, 1.0).astype(np.float32)

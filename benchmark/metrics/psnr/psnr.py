@@ -2,9 +2,8 @@
 
 import datasets
 import evaluate
-import numpy as np
 
-from benchmark.video_metrics import score_video_pair
+from benchmark.video_metrics import mean_over_videos
 
 _DESCRIPTION = """
 Peak signal-to-noise ratio per frame, 10 log10(R^2 / MSE) over all pixels and RGB channels, with an explicit
@@ -63,24 +62,13 @@ class Psnr(evaluate.Metric):
         resize_prediction=False,
         device=None,
     ):
-        per_video, num_frames = [], 0
-        for prediction, reference in zip(predictions, references):
-            frames = score_video_pair(
-                prediction,
-                reference,
-                ("psnr",),
-                data_range=data_range,
-                truncate=truncate,
-                resize_prediction=resize_prediction,
-                device=device,
-            )["psnr"]
-            if max_db is not None:
-                frames = np.minimum(frames, max_db)
-            per_video.append(float(np.mean(frames)))
-            num_frames += len(frames)
-        return {
-            "psnr": float(np.mean(per_video)) if per_video else float("nan"),
-            "psnr_per_video": per_video,
-            "num_videos": len(per_video),
-            "num_frames": num_frames,
-        }
+        return mean_over_videos(
+            "psnr",
+            predictions,
+            references,
+            max_value=max_db,
+            data_range=data_range,
+            truncate=truncate,
+            resize_prediction=resize_prediction,
+            device=device,
+        )

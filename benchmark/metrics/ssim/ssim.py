@@ -2,9 +2,8 @@
 
 import datasets
 import evaluate
-import numpy as np
 
-from benchmark.video_metrics import SSIM_CONVENTIONS, score_video_pair
+from benchmark.video_metrics import SSIM_CONVENTIONS, mean_over_videos
 
 _DESCRIPTION = """
 Structural similarity per frame with an explicit data range (255 for decoded videos). Two conventions:
@@ -74,25 +73,15 @@ class Ssim(evaluate.Metric):
     ):
         if convention not in SSIM_CONVENTIONS:
             raise ValueError(f"convention must be one of {SSIM_CONVENTIONS}, got {convention!r}")
-        per_video, num_frames = [], 0
-        for prediction, reference in zip(predictions, references):
-            frames = score_video_pair(
-                prediction,
-                reference,
-                ("ssim",),
-                data_range=data_range,
-                ssim_convention=convention,
-                truncate=truncate,
-                resize_prediction=resize_prediction,
-                device=device,
-                compile=compile,
-            )["ssim"]
-            per_video.append(float(np.mean(frames)))
-            num_frames += len(frames)
-        return {
-            "ssim": float(np.mean(per_video)) if per_video else float("nan"),
-            "ssim_per_video": per_video,
-            "convention": convention,
-            "num_videos": len(per_video),
-            "num_frames": num_frames,
-        }
+        result = mean_over_videos(
+            "ssim",
+            predictions,
+            references,
+            data_range=data_range,
+            ssim_convention=convention,
+            truncate=truncate,
+            resize_prediction=resize_prediction,
+            device=device,
+            compile=compile,
+        )
+        return {**result, "convention": convention}

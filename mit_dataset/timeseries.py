@@ -1,0 +1,17 @@
+"""Per-frame signal helpers shared by the score producers (VAD) and consumers (speaker sync)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def centred_moving_average(values: np.ndarray, frames: int) -> np.ndarray:
+    """Centred moving average of ``frames`` samples over the last axis, edge-padded so the length is kept
+    and the ends are not pulled toward zero (a speaker talking at the clip start stays "speaking")."""
+    values = np.asarray(values, dtype=np.float64)
+    if frames <= 1:
+        return values
+    left = (frames - 1) // 2
+    padded = np.pad(values, [(0, 0)] * (values.ndim - 1) + [(left, frames - 1 - left)], mode="edge")
+    cumsum = np.concatenate([np.zeros(values.shape[:-1] + (1,)), np.cumsum(padded, axis=-1)], axis=-1)
+    return (cumsum[..., frames:] - cumsum[..., :-frames]) / frames
