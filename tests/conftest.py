@@ -3,6 +3,8 @@
 ``synthetic_records`` (session): 8 synthetic clips (128x72, 1.2 s) over both subsets and both splits.
 ``synthetic_dataset_dir`` (session): those clips written as a script-free dataset folder.
 ``make_record`` : factory for one tiny, valid :class:`~mit_dataset.clip.ClipRecord` (tests corrupt it).
+``real_media`` (session): the folder of real media made by others (``../shared/real`` beside the clone, or
+``$MIT_TALK_REAL_MEDIA``); tests using it skip with the reason when it is absent, as in a user's clone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ from mit_dataset.masks import box_mask_rle
 from mit_dataset.video_io import write_video
 
 TINY_WIDTH, TINY_HEIGHT, TINY_SECONDS = 128, 72, 1.2
+REAL_MEDIA_DIR = Path(
+    os.environ.get("MIT_TALK_REAL_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "real")
+)
+
+
+@pytest.fixture(scope="session")
+def real_media() -> Path:
+    """``../shared/real`` (see its SOURCES.md): real talking-head videos, speech and portraits, read-only."""
+    if not (REAL_MEDIA_DIR / "SOURCES.md").is_file():
+        pytest.skip(
+            f"real media folder {REAL_MEDIA_DIR} is absent (it lies beside the clone in CI, not in a user's "
+            "clone); set MIT_TALK_REAL_MEDIA to run these tests"
+        )
+    return REAL_MEDIA_DIR
 
 
 def make_tiny_record(
