@@ -235,7 +235,7 @@ def generate(args) -> Path:
         start = round(args.start_frame / inputs["fps"] * rate)
         stop = start + round(inputs["num_frames"] / inputs["fps"] * rate)
         tracks = [track[start:stop] for track in tracks]
-        from .vad import mix_tracks
+        from mit_dataset.vad import mix_tracks
 
         inputs.pop("speaking_scores")
         inputs["speaker_audios"] = tracks

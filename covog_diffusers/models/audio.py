@@ -16,7 +16,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..vad import resample_audio
+from mit_dataset.vad import resample_audio
 
 #: wav2vec2 checkpoints are trained on 16 kHz audio.
 WAV2VEC2_SAMPLE_RATE = 16_000

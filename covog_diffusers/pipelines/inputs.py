@@ -233,7 +233,7 @@ def prepare_inputs(
     if audio is None:
         if tracks is None:
             raise ValueError("audio is required (a mono waveform), or speaker_audios to mix it from")
-        from covog_diffusers.vad import mix_tracks
+        from mit_dataset.vad import mix_tracks
 
         audio = mix_tracks(tracks)
     audio = _array(audio, "audio")
@@ -317,7 +317,7 @@ def prepare_inputs(
             ).numpy()
 
     if speaking_scores is None:
-        from covog_diffusers.vad import speaking_scores_from_tracks
+        from mit_dataset.vad import speaking_scores_from_tracks
 
         speaking_scores = speaking_scores_from_tracks(tracks, sample_rate, pose_frames, fps=fps)
     speaking_scores = np.clip(speaking_scores[:, :num_frames], -1.0, 1.0).astype(np.float32)

@@ -328,7 +328,7 @@ class CovOGPipeline(DiffusionPipeline):
             audio: mono waveform ``(S,)`` at ``sample_rate`` (the mix of all speakers).
             speaking_scores: ``(P, F)`` in [-1, 1] (about 1 speaking, -1 silent). May be omitted when
                 ``speaker_audios`` (one mono track per person) is given: the scores then come from
-                :func:`covog_diffusers.vad.speaking_scores_from_tracks`, and the tracks' mix drives the audio
+                :func:`mit_dataset.vad.speaking_scores_from_tracks`, and the tracks' mix drives the audio
                 tokens if ``audio`` is None.
             height, width: output size (multiples of the VAE factor); default: the reference image's size.
             num_frames: frames to generate (default: all pose frames).

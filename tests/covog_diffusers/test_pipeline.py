@@ -221,7 +221,7 @@ def test_pre_rendered_pose_maps_match_keypoints(pipe):
 
 
 def test_speaker_audios_give_scores_and_the_mix(pipe, monkeypatch):
-    from covog_diffusers import vad
+    from mit_dataset import vad
 
     calls = []
 

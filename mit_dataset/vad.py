@@ -1,5 +1,8 @@
 """Speaking scores from per-speaker audio tracks, by voice activity detection (VAD).
 
+It lives in ``mit_dataset`` (the lowest layer) because two parts need it: the annotation pipeline's built-in
+active-speaker baseline (:mod:`mit_dataset.annotate`) and ``CovOGPipeline(speaker_audios=...)``.
+
 CovOG conditions each person on a per-frame speaking score in [-1, 1] (``clip(s / 3, -1, 1)`` of a
 TalkNet-style logit ``s``). When the user has one audio track per speaker (lapel microphones, separated
 stems, a TTS voice per person) the scores can be derived instead of annotated: run Silero VAD on every
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mit_dataset.timeseries import centred_moving_average
+from .timeseries import centred_moving_average
 
 __all__ = [
     "VAD_SAMPLE_RATE",

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from covog_diffusers import vad
-from covog_diffusers.vad import mix_tracks, resample_audio, speaking_scores_from_tracks
+from mit_dataset import vad
+from mit_dataset.vad import mix_tracks, resample_audio, speaking_scores_from_tracks
 
 pytest.importorskip("silero_vad")
 
