@@ -1,0 +1,317 @@
+"""One truth about a media file: probe it by decoding, and normalise it to what the dataset stores.
+
+Real clips disagree with their own containers (DESIGN decision 9): stream-copy cuts lose frames at the start
+and leave timestamp gaps (the MIT authors' clips: 112 frames over 4.68 s, average 23.9 fps where 25 is
+nominal; video starting at 0.36 s while the audio starts at 0.01 s), containers count frames that do not
+decode (Moore-AnimateAnyone's ``2.mp4``: 352 said, 351 decode) and phones store portrait video as landscape
+pixels plus a display rotation. :func:`probe_media` measures what a decoder really gives;
+:func:`normalize_media` rewrites a file so that every reader (torchcodec rows, the PyAV training view,
+the metrics) agrees with that measurement:
+
+- video: H.264 ``yuv420p`` at a constant frame rate, frame ``i`` of the output being decoded frame ``i`` of
+  the source (re-timed *by frame order*: a missing timestamp does not become a duplicated frame), the
+  display rotation applied to the pixels, odd sizes cropped by one row/column at the bottom/right;
+- audio: mono at ``sample_rate`` (16 kHz, the dataset's rate), its first sample at the first video frame's
+  presentation time (leading audio trimmed, missing audio padded with silence), exactly as long as the video.
+
+Conventions: times are seconds on the container's clock (the clock that annotations of a cut clip use);
+``rotation`` is the display matrix angle in degrees counter-clockwise, as FFmpeg and PyAV report it (the
+pixels are shown after ``np.rot90(frame, rotation // 90)``, what the FFmpeg CLI and torchcodec do).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .atomic import atomic_path
+from .video_io import VideoSource, _describe, _encode, _open
+
+#: A frame step longer than this many nominal frame durations is a timestamp gap.
+GAP_TOLERANCE = 1.5
+#: Audio starting within this many seconds of the first video frame counts as aligned.
+ALIGNED_TOLERANCE_S = 0.002
+#: Denominator limit when turning a measured frame rate into a nominal one (keeps 30000/1001).
+MAX_RATE_DENOMINATOR = 1001
+
+
+class MediaError(ValueError):
+    """A media file cannot be used as it is; the message starts with the file's name."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What decoding a media file gives (see :func:`probe_media`).
+
+    ``width`` x ``height`` are the displayed size (after ``rotation``); ``num_frames`` counts the frames
+    that decode; ``fps`` is the nominal rate (the common frame step, not ``frames / duration``);
+    ``frame_times`` holds each decoded frame's presentation time in seconds (shape ``(num_frames,)``).
+    Audio fields are ``None`` / 0 when the file has no audio stream.
+    """
+
+    path: str
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+    rotation: int
+    video_start: float
+    has_gaps: bool
+    container_frames: int
+    video_codec: str
+    pix_fmt: str
+    audio_start: float | None
+    sample_rate: int | None
+    audio_channels: int
+    audio_codec: str | None
+    frame_times: tuple[float, ...] = field(repr=False, default=())
+
+    @property
+    def has_audio(self) -> bool:
+        return self.sample_rate is not None
+
+    @property
+    def duration(self) -> float:
+        """Seconds the frames last at the nominal rate (``num_frames / fps``)."""
+        return self.num_frames / self.fps
+
+    @property
+    def audio_offset(self) -> float | None:
+        """Seconds the audio starts after the first video frame (negative: before it)."""
+        return None if self.audio_start is None else self.audio_start - self.video_start
+
+    def timeline_indices(self, fps: float | None = None) -> np.ndarray:
+        """``(num_frames,)`` int: for each decoded frame, the index of the entry at its presentation time
+        in a per-frame annotation array sampled at ``fps`` (default the nominal rate) from time 0.
+
+        This realigns annotations made on the uncut timeline (the authors' per-period arrays) with the
+        frames that survived a stream-copy cut: late start and gaps skip entries."""
+        rate = fps or self.fps
+        return np.rint(np.asarray(self.frame_times, np.float64) * rate).astype(np.int64)
+
+    def is_normalized(self, sample_rate: int = 16_000) -> bool:
+        """Whether the file already is what :func:`normalize_media` writes (no rewrite needed)."""
+        video_ok = (
+            self.video_codec == "h264"
+            and self.pix_fmt == "yuv420p"
+            and self.rotation == 0
+            and not self.has_gaps
+            and abs(self.video_start) < 0.5 / self.fps
+            and self.width % 2 == 0
+            and self.height % 2 == 0
+        )
+        audio_ok = not self.has_audio or (
+            self.sample_rate == sample_rate
+            and self.audio_channels == 1
+            and abs(self.audio_offset) <= ALIGNED_TOLERANCE_S
+        )
+        return video_ok and audio_ok
+
+
+def _fail(source: VideoSource, what: str) -> MediaError:
+    return MediaError(f"{_describe(source)}: {what}")
+
+
+def _rotation(frame: av.VideoFrame, source: VideoSource) -> int:
+    angle = round(getattr(frame, "rotation", 0) or 0) % 360
+    if angle % 90:
+        raise _fail(source, f"display rotation of {angle} degrees is not a multiple of 90; not supported")
+    return angle
+
+
+def _nominal_rate(pts: np.ndarray, time_base: Fraction, header_rate: Fraction | None) -> Fraction:
+    """The common frame step's rate: the median step between presentation times, snapped to the header's
+    ``r_frame_rate`` when that agrees within 0.5% (it is exact, e.g. 30000/1001)."""
+    steps = np.diff(pts)
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        if header_rate:
+            return header_rate
+        raise MediaError("cannot tell the frame rate of a single-frame video without a header rate")
+    measured = 1 / (Fraction(int(np.median(steps))) * time_base)
+    if header_rate and abs(float(header_rate) / float(measured) - 1) < 0.005:
+        return header_rate
+    return measured.limit_denominator(MAX_RATE_DENOMINATOR)
+
+
+def _decode_video(container, source: VideoSource) -> Iterator[av.VideoFrame]:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            yield frame
+    except av.error.FFmpegError as error:
+        raise _fail(source, f"video is undecodable after {count} frames ({error})") from error
+
+
+def _audio_probe(source: VideoSource) -> tuple[float | None, int | None, int, str | None]:
+    """(start s, sample rate, channels, codec) of the first decodable audio frame; Nones without audio."""
+    with _open(source) as container:
+        if not container.streams.audio:
+            return None, None, 0, None
+        stream = container.streams.audio[0]
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as error:
+            raise _fail(source, f"audio is undecodable ({error})") from error
+        if first is None:
+            return None, None, 0, None
+        start = float(first.pts * first.time_base) if first.pts is not None else float(stream.start_time or 0)
+        return start, first.sample_rate, first.layout.nb_channels, stream.codec_context.name
+
+
+def probe_media(path: VideoSource) -> MediaInfo:
+    """Decode the whole video stream of ``path`` (and the first audio frame) and report what a decoder gives.
+
+    Cost: one decode of the video (about the time of playing it back at a few hundred fps for small clips).
+
+    Raises:
+        MediaError: (a ``ValueError``) naming the file: unreadable, no video stream, no decodable frame,
+            undecodable part way, a rotation that is not a multiple of 90 degrees.
+    """
+    try:
+        with _open(path) as container:
+            if not container.streams.video:
+                raise _fail(path, "no video stream")
+            stream = container.streams.video[0]
+            time_base = stream.time_base
+            pts, first = [], None
+            for frame in _decode_video(container, path):
+                if first is None:
+                    first = frame
+                    rotation = _rotation(frame, path)
+                    size = (frame.width, frame.height)
+                    pix_fmt = frame.format.name
+                pts.append(frame.pts if frame.pts is not None else (pts[-1] + 1 if pts else 0))
+            if first is None:
+                raise _fail(path, "no video frame decodes")
+            pts = np.asarray(pts, np.int64)
+            rate = _nominal_rate(pts, time_base, stream.base_rate)
+            step = 1 / (rate * time_base)  # one nominal frame, in pts units
+            steps = np.diff(pts)
+            has_gaps = bool((steps > GAP_TOLERANCE * step).any() or (steps <= 0).any())
+            width, height = size if rotation in (0, 180) else size[::-1]
+            audio_start, sample_rate, channels, audio_codec = _audio_probe(path)
+            return MediaInfo(
+                path=_describe(path),
+                num_frames=len(pts),
+                width=width,
+                height=height,
+                fps=float(rate),
+                rotation=rotation,
+                video_start=float(pts[0] * time_base),
+                has_gaps=has_gaps,
+                container_frames=int(stream.frames or 0),
+                video_codec=stream.codec_context.name,
+                pix_fmt=pix_fmt,
+                audio_start=audio_start,
+                sample_rate=sample_rate,
+                audio_channels=channels,
+                audio_codec=audio_codec,
+                frame_times=tuple(float(p * time_base) for p in pts.tolist()),
+            )
+    except (av.error.FFmpegError, OSError) as error:
+        raise _fail(path, f"not a readable media file ({error})") from error
+
+
+def _display_frames(source: VideoSource, info: MediaInfo, picks: np.ndarray) -> Iterator[np.ndarray]:
+    """Decoded frames ``picks`` (non-decreasing source indices, repeats allowed) as ``(H, W, 3)`` uint8 RGB,
+    rotated for display and cropped to even sizes."""
+    turns = info.rotation // 90
+    height, width = info.height - info.height % 2, info.width - info.width % 2
+    with _open(source) as container:
+        position = 0
+        for index, frame in enumerate(_decode_video(container, source)):
+            if position == len(picks):
+                return
+            if picks[position] != index:
+                continue
+            rgb = np.rot90(frame.to_ndarray(format="rgb24"), turns)[:height, :width]
+            while position < len(picks) and picks[position] == index:
+                yield rgb
+                position += 1
+
+
+def read_aligned_audio(
+    source: VideoSource, info: MediaInfo, sample_rate: int, num_samples: int
+) -> np.ndarray:
+    """``(num_samples,)`` float32 mono audio at ``sample_rate`` whose sample 0 plays with the first video
+    frame: audio before it is trimmed, a late start is padded with leading silence, the end is trimmed or
+    padded with silence to ``num_samples``. A file without audio gives silence."""
+    aligned = np.zeros(num_samples, np.float32)
+    if not info.has_audio:
+        return aligned
+    chunks = []
+    try:
+        with _open(source) as container:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            for frame in container.decode(container.streams.audio[0]):
+                chunks.extend(r.to_ndarray()[0] for r in resampler.resample(frame))
+            chunks.extend(r.to_ndarray()[0] for r in resampler.resample(None))
+    except av.error.FFmpegError as error:
+        raise _fail(source, f"audio is undecodable ({error})") from error
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    shift = round(info.audio_offset * sample_rate)  # > 0: audio starts late
+    if shift >= 0:
+        audio = audio[: max(num_samples - shift, 0)]
+        aligned[shift : shift + len(audio)] = audio
+    else:
+        audio = audio[-shift : -shift + num_samples]
+        aligned[: len(audio)] = audio
+    return aligned
+
+
+def normalize_media(
+    src: VideoSource,
+    dst: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    sample_rate: int = 16_000,
+    crf: int = 18,
+) -> MediaInfo:
+    """Rewrite ``src`` as the dataset stores media and return :func:`probe_media` of the result.
+
+    Output (written atomically to ``dst``): H.264 ``yuv420p`` mp4 at constant ``fps`` (default: the
+    source's nominal rate) with AAC mono audio at ``sample_rate`` Hz, when the source has audio.
+
+    - Re-timing by frame order: the source's decoded frames get times ``i / nominal_fps`` (gaps and a late
+      start removed). With ``fps`` different from the nominal rate, output frame ``j`` is the source frame
+      nearest in that timeline (``round(j * nominal / fps)``), as FFmpeg's ``fps`` filter picks frames.
+    - Geometry: the display rotation is applied to the pixels; an odd width/height loses its last
+      column/row (H.264 4:2:0 needs even sizes), so annotations in display coordinates stay valid.
+    - Audio: see :func:`read_aligned_audio`; exactly ``round(num_frames * sample_rate / fps)`` samples.
+
+    ``num_frames`` of the result is ``round(source frames * fps / nominal)`` (the source's decoded frames
+    when ``fps`` is omitted). ``crf`` is x264's constant quality (18: visually lossless).
+
+    Raises:
+        MediaError: naming ``src`` (see :func:`probe_media`), or ``fps`` / ``sample_rate`` not positive.
+    """
+    if fps is not None and not fps > 0:
+        raise _fail(src, f"fps must be positive, got {fps}")
+    if not sample_rate > 0:
+        raise _fail(src, f"sample_rate must be positive, got {sample_rate}")
+    info = probe_media(src)
+    nominal = Fraction(info.fps).limit_denominator(MAX_RATE_DENOMINATOR)
+    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR) if fps else nominal
+    num_frames = max(1, round(info.num_frames * rate / nominal))
+    picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
+    picks = np.minimum(picks, info.num_frames - 1)
+    audio = None
+    if info.has_audio:
+        audio = read_aligned_audio(src, info, sample_rate, round(num_frames * sample_rate / rate))
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf)
+    return probe_media(dst)
+
+
+__all__ = ["MediaError", "MediaInfo", "normalize_media", "probe_media", "read_aligned_audio"]
