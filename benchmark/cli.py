@@ -1,4 +1,4 @@
-"""The ``mit-bench`` command: validate, score and rank MIT benchmark submissions, and make them.
+"""The ``mit-bench`` commands: validate, score and rank MIT benchmark submissions, and make them.
 
     mit-bench predict   --model DIR --dataset DIR_OR_ID --out PREDICTIONS_DIR
     mit-bench validate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR
@@ -7,13 +7,13 @@
     mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html
 
 ``evaluate`` and ``predict`` spread their clips over processes: ``accelerate launch --multi_gpu ...`` on GPUs,
-``torchrun --nproc_per_node N -m benchmark.cli ...`` on CPUs (the same numbers as one process).
-Exit status: 0 on success, 1 when the submission/results had problems, 2 on bad arguments.
+``torchrun --nproc_per_node N -m mit_talk.cli mit-bench ...`` on CPUs (the same numbers as one process).
+Exit status: 0 on success, 1 when the submission/results had problems, 2 on bad arguments or input.
+``add_commands`` adds the commands to a sub-parser set; the console script is composed in ``mit_talk.cli``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,12 +28,8 @@ def _add_dataset(parser) -> None:
     parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mit-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub) -> None:
+    """Add ``evaluate``, ``validate``, ``predict`` and ``leaderboard`` to ``sub`` (each sets ``run``)."""
     evaluate = sub.add_parser("evaluate", help="validate and score a predictions folder (Table 2)")
     _add_dataset(evaluate)
     evaluate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
@@ -58,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a model card from incomplete results, labelled PARTIAL",
     )
     evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
 
     validate = sub.add_parser("validate", help="check a predictions folder without scoring it")
     _add_dataset(validate)
     validate.add_argument("--predictions", type=Path, required=True)
+    validate.set_defaults(run=_validate)
 
     predict = sub.add_parser("predict", help="run a CovOG pipeline on every test clip (resumable)")
     predict.add_argument("--model", type=Path, required=True, help="saved CovOGPipeline folder")
@@ -86,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default=None, help="torch device (default: accelerate's)")
     predict.add_argument("--overwrite", action="store_true", help="regenerate finished clips too")
     predict.add_argument("--no-progress", action="store_true")
+    predict.set_defaults(run=_predict)
 
     board = sub.add_parser(
         "leaderboard", help="rank results JSON files into a markdown/HTML table + PNG plot"
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--allow-partial", action="store_true", help="show incomplete results, labelled PARTIAL"
     )
-    return parser
+    board.set_defaults(run=_leaderboard)
 
 
 def _evaluate(args) -> int:
@@ -108,7 +107,7 @@ def _evaluate(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
     if unknown:
-        raise SystemExit(f"mit-bench evaluate: unknown metric(s) {sorted(unknown)}, expected {list(METRICS)}")
+        raise ValueError(f"--metrics: unknown metric(s) {sorted(unknown)}, expected some of {list(METRICS)}")
     state = distributed_state()
     results, report = evaluate_submission(
         args.dataset,
@@ -201,22 +200,3 @@ def _leaderboard(args) -> int:
         print("mit-bench leaderboard: no valid results file", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handlers = {
-        "evaluate": _evaluate,
-        "validate": _validate,
-        "predict": _predict,
-        "leaderboard": _leaderboard,
-    }
-    try:
-        return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mit-bench {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,16 +1,17 @@
-"""The ``covog`` command: make a tiny pipeline, assemble a full-size one from local checkpoints, generate a video.
+"""The ``covog`` commands: make a tiny pipeline, assemble a full-size one from local checkpoints, generate a video.
 
 covog create-tiny OUT
 covog assemble --sd15 SD --vae VAE --image-encoder CLIP --wav2vec2 W2V --motion-module MM [--animate-anyone DIR] --out DIR
 covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--steps --guidance --frames ...]
+
+``add_commands`` adds them to a sub-parser set; the console script (with the error rule) is composed in
+``mit_talk.cli``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def _add_create_tiny(subparsers) -> None:
     parser.add_argument("out", type=Path, help="pipeline folder to create")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.set_defaults(run=_create_tiny)
 
 
 def _add_assemble(subparsers) -> None:
@@ -73,6 +75,7 @@ def _add_assemble(subparsers) -> None:
     parser.add_argument("--dtype", choices=_DTYPES, default="float32", help="weights dtype to save")
     parser.add_argument("--out", required=True, type=Path, help="pipeline folder to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.set_defaults(run=_assemble)
 
 
 def _add_generate(subparsers) -> None:
@@ -120,16 +123,13 @@ def _add_generate(subparsers) -> None:
         "--dtype", choices=_DTYPES, default=None, help="compute dtype (default: float16 on cuda)"
     )
     parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
+    parser.set_defaults(run=_generate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="covog", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True)
+def add_commands(subparsers) -> None:
+    """Add ``create-tiny``, ``assemble`` and ``generate`` to ``subparsers`` (each sets ``run``)."""
     for add in (_add_create_tiny, _add_assemble, _add_generate):
         add(subparsers)
-    return parser
 
 
 # ------------------------------------------------------------------------------------------------- commands
@@ -259,44 +259,35 @@ def generate(args) -> Path:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "create-tiny":
-            out = create_tiny(args.out, seed=args.seed, overwrite=args.overwrite)
-            print(f"wrote a tiny CovOG pipeline to {out}")
-        elif args.command == "assemble":
-            from .assemble import assemble_pipeline
-
-            overrides = _component_config(args.component_config)
-            denoising = overrides.get("denoising_unet", {})
-            if args.no_iad:
-                denoising = {**denoising, "use_iad": False}
-            report = assemble_pipeline(
-                sd15=args.sd15,
-                vae=args.vae,
-                image_encoder=args.image_encoder,
-                wav2vec2=args.wav2vec2,
-                motion_module=args.motion_module,
-                animate_anyone=args.animate_anyone,
-                unet_config=args.unet_config,
-                denoising_config=denoising or None,
-                audio_projection_config=overrides.get("audio_projection"),
-                pose_config=overrides.get("pose_encoder"),
-                dtype=_torch_dtype(args.dtype),
-                out=args.out,
-                overwrite=args.overwrite,
-            )
-            print(report.summary())
-        elif args.command == "generate":
-            out = generate(args)
-            print(f"wrote {out}")
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"covog {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    return 0
+def _create_tiny(args) -> None:
+    out = create_tiny(args.out, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote a tiny CovOG pipeline to {out}")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _assemble(args) -> None:
+    from .assemble import assemble_pipeline
+
+    overrides = _component_config(args.component_config)
+    denoising = overrides.get("denoising_unet", {})
+    if args.no_iad:
+        denoising = {**denoising, "use_iad": False}
+    report = assemble_pipeline(
+        sd15=args.sd15,
+        vae=args.vae,
+        image_encoder=args.image_encoder,
+        wav2vec2=args.wav2vec2,
+        motion_module=args.motion_module,
+        animate_anyone=args.animate_anyone,
+        unet_config=args.unet_config,
+        denoising_config=denoising or None,
+        audio_projection_config=overrides.get("audio_projection"),
+        pose_config=overrides.get("pose_encoder"),
+        dtype=_torch_dtype(args.dtype),
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    print(report.summary())
+
+
+def _generate(args) -> None:
+    print(f"wrote {generate(args)}")

@@ -47,6 +47,7 @@ def write_dataset_folder(
     overwrite: bool = False,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
+    total: int | None = None,
 ) -> Path:
     """Write clips as a script-free MIT dataset folder at ``out`` and return its path.
 
@@ -56,13 +57,17 @@ def write_dataset_folder(
     :class:`~mit_dataset.clip.ClipValidationError` naming the clip and field, and leaves nothing behind.
     An existing ``out`` is an error unless ``overwrite``; then it is replaced once the new folder is
     complete (only a folder that looks like a dataset folder, or an empty one, is ever replaced).
+    ``total``: the number of records of an iterable without a length, for the progress bar.
     """
     out = Path(out)
     _check_target(out, overwrite)
     # A sequence is validated completely up front (fail before writing); other iterables lazily.
-    records = list(_validated(records)) if isinstance(records, (list, tuple)) else _validated(records)
+    if isinstance(records, (list, tuple)):
+        records, total = list(_validated(records)), len(records)
+    else:
+        records = _validated(records)
     with _atomic_folder(out, overwrite) as tmp:
-        _write_shards(records, tmp, max_shard_bytes, progress)
+        _write_shards(records, tmp, max_shard_bytes, progress, total)
     return out
 
 
@@ -135,10 +140,12 @@ class _ShardSet:
             self.writer.close()
 
 
-def _write_shards(records: Iterable[ClipRecord], root: Path, max_shard_bytes: int, progress: bool) -> None:
+def _write_shards(
+    records: Iterable[ClipRecord], root: Path, max_shard_bytes: int, progress: bool, total: int | None
+) -> None:
     shard_sets: dict[tuple[str, str], _ShardSet] = {}
     try:
-        for record in tqdm(records, desc="writing MIT clips", unit="clip", disable=not progress):
+        for record in tqdm(records, desc="writing MIT clips", unit="clip", total=total, disable=not progress):
             key = (record.subset, record.split)
             if key not in shard_sets:
                 shard_sets[key] = _ShardSet(root / "data" / record.subset, record.split, max_shard_bytes)
@@ -238,12 +245,14 @@ def export_clip_folders(
     dataset folder at ``out`` (the ``mit-talking export`` command). Clips are read one at a time through
     :class:`~mit_dataset.builder.MITClipFolderBuilder`'s reader, so memory stays bounded."""
     from .builder import MITClipFolderBuilder
+    from .clip_folder import list_clip_folders
 
     out = Path(out)
     _check_target(out, overwrite)
+    total = len(list_clip_folders(clips_dir))  # the progress bar's total; a missing folder fails here
     records = MITClipFolderBuilder.iter_records(clips_dir)
     return write_dataset_folder(
-        records, out, overwrite=overwrite, max_shard_bytes=max_shard_bytes, progress=progress
+        records, out, overwrite=overwrite, max_shard_bytes=max_shard_bytes, progress=progress, total=total
     )
 
 

@@ -40,7 +40,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     out = tmp_path / "multi.json"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "benchmark.cli", "evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(noisy),
+        "-m", "mit_talk.cli", "mit-bench", "evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(noisy),
         "--out", str(out), "--i3d", str(detector), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmark.cli import main
+from mit_talk.cli import mit_bench as main
 from benchmark.leaderboard import build_leaderboard, write_leaderboard
 from benchmark.scoring import TABLE_ROWS, BenchmarkResults
 

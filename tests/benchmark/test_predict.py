@@ -85,19 +85,8 @@ def test_unsupported_ablation_and_unknown_clip_are_clear_errors(split, pipeline,
         predict_submission(pipeline, split, tmp_path / "x", clip_ids=["nope"], **FAST)
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    pytest.importorskip("covog_diffusers.tiny")
-    from benchmark.demo import run_demo
-
-    done = run_demo(tmp_path / "demo", seed=0)
-    out = capsys.readouterr().out
-    assert done["complete"] and "| all | all | 4 |" in out and "demo finished" in out
-    assert done["results"].is_file() and done["model_card"].is_file()
-    assert len(list(done["predictions"].glob("*.mp4"))) == 4
-
-
 def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
-    from benchmark.cli import main
+    from mit_talk.cli import mit_bench as main
 
     pipeline.save_pretrained(tmp_path / "model")
     split.save_to_disk(str(tmp_path / "dataset"))

@@ -368,7 +368,7 @@ def test_weights_only_loading_refuses_pickled_objects(sources, tmp_path):
 
 
 def test_cli_assemble(sources, tmp_path, capsys):
-    from covog_diffusers.cli import main
+    from mit_talk.cli import covog as main
 
     root = sources["root"]
     (tmp_path / "unet_config.json").write_text(json.dumps(CONFIGS["reference_unet"]))

@@ -6,9 +6,11 @@ import datasets
 import numpy as np
 import pytest
 
-from covog_diffusers.cli import build_parser, find_clip, main
+from covog_diffusers.cli import find_clip
 from covog_diffusers.pipelines import CovOGPipeline
 from mit_dataset.video_io import probe_video, read_audio
+from mit_talk.cli import build_parser
+from mit_talk.cli import covog as main
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +43,14 @@ def test_console_script_is_declared(capsys):
         line.replace(" ", "").split("=", 1)
         for line in setup["options.entry_points"]["console_scripts"].strip().splitlines()
     )
-    assert scripts["covog"] == "covog_diffusers.cli:main"
+    assert scripts["covog"] == "mit_talk.cli:covog"
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     usage = capsys.readouterr().out
     for command in ("create-tiny", "assemble", "generate"):
         assert command in usage
-    assemble_help = build_parser().parse_args(
+    assemble_help = build_parser("covog").parse_args(
         [
             "assemble",
             "--sd15",

@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from mit_dataset import clip_folder
 from mit_dataset.builder import MITClipFolderBuilder
-from mit_dataset.cli import main
+from mit_talk.cli import mit_talking as main
 from mit_dataset.clip import ClipValidationError
 from mit_dataset.clip_folder import assign_poses, read_clip_folder, write_clip_folder, write_clip_folders
 from mit_dataset.features import MIT_FEATURES
@@ -80,7 +80,7 @@ def test_written_folder_follows_the_official_layout(clips_dir, synthetic_records
 
 def test_export_round_trip(clips_dir, synthetic_records, tmp_path, monkeypatch):
     out = tmp_path / "exported"
-    main(["export", str(clips_dir), "--out", str(out)])  # the `mit-talking export` command
+    assert main(["export", str(clips_dir), "--out", str(out)]) == 0  # the `mit-talking export` command
     monkeypatch.chdir(tmp_path)
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     records = {r.clip_id: r for r in synthetic_records}

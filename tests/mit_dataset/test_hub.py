@@ -202,8 +202,8 @@ def test_push_uses_upload_folder(synthetic_dataset_dir, monkeypatch):
         push_dataset_folder(synthetic_dataset_dir / "data", "me/x")
 
 
-def test_write_synthetic_dataset_and_cli(tmp_path):
-    from mit_dataset.cli import main
+def test_write_synthetic_dataset_and_cli(tmp_path, capsys):
+    from mit_talk.cli import mit_talking as main
 
     out = tmp_path / "synth"
     args = [
@@ -219,11 +219,11 @@ def test_write_synthetic_dataset_and_cli(tmp_path):
         "--seconds",
         "1.0",
     ]
-    main(args)
+    assert main(args) == 0
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
     assert sum(part.num_rows for part in ds.values()) == 4
-    with pytest.raises(FileExistsError, match="overwrite"):
-        main(args)
-    main([*args, "--overwrite", "--seed", "1"])
+    assert main(args) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--seed", "1"]) == 0
     assert sum(part.num_rows for part in load_dataset(str(out), cache_dir=str(tmp_path / "c2")).values()) == 4
     assert _leftovers(tmp_path, "synth") == []

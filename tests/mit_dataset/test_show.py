@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mit_dataset.cli import main
+from mit_talk.cli import mit_talking as main
 from mit_dataset.show import LISTENING_COLOR, SPEAKING_COLOR, show_clip
 from mit_dataset.video_io import probe_video, read_audio, read_video_frames
 
@@ -38,7 +38,8 @@ def test_show_writes_overlay_video_and_plot(synthetic_dataset_dir, synthetic_rec
 
 def test_show_cli_and_unknown_clip(synthetic_dataset_dir, synthetic_records, tmp_path):
     record = synthetic_records[-1]
-    main(["show", record.clip_id, "--dataset", str(synthetic_dataset_dir), "--out", str(tmp_path / "cli")])
+    args = ["show", record.clip_id, "--dataset", str(synthetic_dataset_dir), "--out", str(tmp_path / "cli")]
+    assert main(args) == 0
     assert (tmp_path / "cli" / f"{record.clip_id}_overlay.mp4").is_file()
     assert (tmp_path / "cli" / f"{record.clip_id}_speaking.png").is_file()
     small, _ = show_clip(synthetic_dataset_dir, record.clip_id, tmp_path / "small", max_width=128, progress=False)

@@ -28,12 +28,11 @@ def run_demo(out_dir: str | Path = "outputs/demo", seed: int = 0) -> dict:
     """Run the demo into ``out_dir``; returns the paths it wrote and the results."""
     import datasets
 
+    from benchmark.model_card import write_model_card
+    from benchmark.predict import predict_submission
+    from benchmark.scoring import evaluate_submission
     from covog_diffusers.tiny import create_tiny_pipeline
     from mit_dataset.hub import write_synthetic_dataset
-
-    from .model_card import write_model_card
-    from .predict import predict_submission
-    from .scoring import evaluate_submission
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

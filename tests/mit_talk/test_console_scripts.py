@@ -1,0 +1,114 @@
+"""The three console scripts (``mit_talk.cli``): composition, one error rule, ``--debug``, layering."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mit_talk.cli import DEBUG_ENV, PROGRAMS, build_parser, run
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = ["mit_dataset", "covog_diffusers", "training", "benchmark", "mit_talk"]
+# What each part may import from the project (DESIGN.md: data flows one way; the app layer sits on top).
+ALLOWED = {
+    "mit_dataset": {"mit_dataset"},
+    "covog_diffusers": {"mit_dataset", "covog_diffusers"},
+    "training": {"mit_dataset", "covog_diffusers", "training"},
+    "benchmark": {"mit_dataset", "covog_diffusers", "benchmark"},
+    "mit_talk": set(LAYERS),
+}
+
+
+def test_entry_points_name_the_app_layer():
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    scripts = dict(
+        line.replace(" ", "").split("=", 1)
+        for line in setup["options.entry_points"]["console_scripts"].strip().splitlines()
+    )
+    assert scripts == {
+        "mit-talking": "mit_talk.cli:mit_talking",
+        "covog": "mit_talk.cli:covog",
+        "mit-bench": "mit_talk.cli:mit_bench",
+    }
+    assert "mit_talk*" in setup["options.packages.find"]["include"]
+
+
+@pytest.mark.parametrize("part", LAYERS)
+def test_no_part_imports_a_part_above_it(part):
+    wrong = []
+    for path in sorted((ROOT / part).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in LAYERS and top not in ALLOWED[part]:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_commands_of_each_program():
+    commands = {
+        program: set(build_parser(program)._subparsers._group_actions[0].choices) for program in PROGRAMS
+    }
+    assert {"synth", "export", "show", "demo"} <= commands["mit-talking"]
+    assert {"create-tiny", "assemble", "generate"} <= commands["covog"]
+    assert commands["mit-bench"] == {"evaluate", "validate", "predict", "leaderboard"}
+
+
+def test_an_error_is_one_line_naming_the_input(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    assert run("mit-talking", ["export", str(missing), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("mit-talking export: error: ") and str(missing) in err
+    assert "\n" not in err and "Traceback" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(tmp_path, where):
+    argv = ["export", str(tmp_path / "none"), "--out", str(tmp_path / "out")]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(Exception, match="none"):
+        run("mit-talking", argv)
+
+
+def test_debug_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(Exception, match="none"):
+        run("mit-talking", ["export", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    monkeypatch.setenv(DEBUG_ENV, "0")
+    assert run("mit-talking", ["export", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_unexpected_errors_name_their_type(monkeypatch, capsys):
+    def crash(args):
+        raise ZeroDivisionError("division by zero")
+
+    parser = build_parser("covog")
+    monkeypatch.setattr("mit_talk.cli.build_parser", lambda program: parser)
+    parser._subparsers._group_actions[0].choices["create-tiny"].set_defaults(run=crash)
+    assert run("covog", ["create-tiny", "x"]) == 2
+    assert capsys.readouterr().err == "covog create-tiny: error: ZeroDivisionError: division by zero\n"
+
+
+def test_python_dash_m_runs_a_program(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mit_talk.cli", "mit-bench", "validate", "--dataset", str(tmp_path / "x"),
+         "--predictions", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("mit-bench validate: error: "), done.stderr
+    assert done.stderr.count("\n") == 1
