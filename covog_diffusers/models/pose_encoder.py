@@ -87,3 +87,14 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
             sample_index = torch.arange(n, device=pose_maps.device).repeat_interleave(p)[flat_mask]
             out = out.index_add(0, sample_index, features)
         return out
+
+    def encode_frames(self, pose_maps: torch.Tensor, person_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame pose features for a batch of videos: ``(B, P, F, C, H, W)`` maps (``person_mask``
+        ``(B, P)``) -> ``(B, out_channels, F, H/s, W/s)``, the layout the DenoisingNet adds after ``conv_in``."""
+        if pose_maps.ndim != 6:
+            raise ValueError(f"pose_maps must be (B, P, F, C, H, W), got shape {tuple(pose_maps.shape)}")
+        b, p, f = pose_maps.shape[:3]
+        frames = pose_maps.transpose(1, 2).reshape(b * f, p, *pose_maps.shape[3:])
+        mask = None if person_mask is None else person_mask.to(torch.bool).repeat_interleave(f, dim=0)
+        features = self(frames, mask)  # (B * F, C0, h, w)
+        return features.reshape(b, f, *features.shape[1:]).transpose(1, 2)

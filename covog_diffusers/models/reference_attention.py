@@ -136,6 +136,23 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
     def __exit__(self, *exc) -> None:
         self.uninstall()
 
+    def drop_reference(self, encoder_hidden_states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The unconditional branch, per sample: where ``keep`` (``(B,)`` bool) is False, the CLIP embedding
+        ``encoder_hidden_states`` ``(B, L, D)`` is zeroed and the DenoisingNet attends to its own tokens only.
+
+        Returns the embeddings to give the DenoisingNet. Classifier-free guidance's unconditional half
+        (:class:`~covog_diffusers.pipelines.CovOGPipeline`) and training's conditioning dropout both go through
+        here, so the branch a model is trained to produce is the one it is asked for at inference.
+        """
+        keep = torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
+        if keep.shape[0] != encoder_hidden_states.shape[0]:
+            raise ValueError(
+                f"keep has {keep.shape[0]} entries for {encoder_hidden_states.shape[0]} samples"
+            )
+        self.bank.keep = keep.cpu()  # read per layer: on the CPU, no device sync
+        scale = keep.to(encoder_hidden_states.device, encoder_hidden_states.dtype)
+        return encoder_hidden_states * scale[:, None, None]
+
     def write(
         self,
         reference_latents: torch.Tensor,

@@ -39,6 +39,7 @@ from ..models.audio import AudioProjection, wav2vec2_frame_features
 from ..models.denoising_net import CovOGDenoisingNet
 from ..models.pose_encoder import MultiHumanPoseEncoder
 from ..models.reference_attention import ReferenceAttentionControl
+from .conditioning import clip_image_embeds, uint8_to_pixels, vae_latents
 from .inputs import CovOGInputs, prepare_inputs
 from .mit import inputs_from_mit_row
 from .pipeline_output import CovOGPipelineOutput
@@ -181,14 +182,9 @@ class CovOGPipeline(DiffusionPipeline):
     def _encode_reference(self, inputs: CovOGInputs, device):
         """CLIP image embeds ``(1, 1, D)``, scaled reference latents ``(1, 4, h, w)`` and the pose adaptor's
         embedding of the reference poses ``(1, C0, h, w)`` (None without adaptor)."""
-        pil = Image.fromarray(inputs.reference_image)
-        pixels = self.feature_extractor(images=pil, return_tensors="pt").pixel_values
-        embeds = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds[:, None]
-        image = torch.tensor(inputs.reference_image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        latents = (
-            self.vae.encode(image.to(device, self.vae.dtype)).latent_dist.mode()
-            * self.vae.config.scaling_factor
-        )
+        image = uint8_to_pixels(inputs.reference_image)
+        embeds = clip_image_embeds(self.image_encoder, self.feature_extractor, image)
+        latents = vae_latents(self.vae, image)
         pose_embedding = None
         if self.pose_adaptor is not None:
             maps = torch.from_numpy(inputs.reference_pose_maps)[None].to(device, self.pose_adaptor.dtype)
@@ -208,8 +204,8 @@ class CovOGPipeline(DiffusionPipeline):
     def _window_conditions(self, inputs: CovOGInputs, start: int, end: int, latent_hw, device, dtype) -> dict:
         """DenoisingNet keyword inputs for frames ``[start, end)`` (batch 1; every person is valid)."""
         maps = inputs.pose_maps_for(start, end).to(device, self.pose_guider.dtype)
-        pose = self.pose_guider(maps)  # (n, C0, h, w)
-        cond = {"pose_features": pose.permute(1, 0, 2, 3)[None].to(dtype)}
+        pose = self.pose_guider.encode_frames(maps.transpose(0, 1)[None])  # (1, C0, n, h, w)
+        cond = {"pose_features": pose.to(dtype)}
         if self.uses_audio:
             cond["audio_tokens"] = self._encode_audio(inputs, start, end, device).to(dtype)
             cond["speaking_scores"] = torch.from_numpy(inputs.speaking_scores[None, :, start:end]).to(
@@ -405,11 +401,10 @@ class CovOGPipeline(DiffusionPipeline):
                 pose_embedding=pose_embedding,
             )
             if do_cfg:
-                embeds = torch.cat([torch.zeros_like(embeds), embeds])
                 control.bank.features = {
                     name: value.repeat(2, 1, 1) for name, value in control.bank.features.items()
                 }
-                control.bank.keep = torch.tensor([False, True])  # on the CPU: no device sync per layer
+                embeds = control.drop_reference(embeds.repeat(2, 1, 1), keep=torch.tensor([False, True]))
             embeds = embeds.to(dtype)
 
             with self.progress_bar(total=len(windows) * len(timesteps)) as progress_bar:
