@@ -35,6 +35,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection, Wav2Vec2Model
 
+from ..loaders import CovOGLoraLoaderMixin
 from ..models.audio import AudioProjection, wav2vec2_frame_features
 from ..models.denoising_net import CovOGDenoisingNet
 from ..models.pose_encoder import MultiHumanPoseEncoder
@@ -81,7 +82,7 @@ def rescale_noise_cfg(
     return guidance_rescale * rescaled + (1 - guidance_rescale) * noise_cfg
 
 
-class CovOGPipeline(DiffusionPipeline):
+class CovOGPipeline(DiffusionPipeline, CovOGLoraLoaderMixin):
     """CovOG generation pipeline (see the module docstring). Load with ``CovOGPipeline.from_pretrained(dir)``."""
 
     model_cpu_offload_seq = "image_encoder->pose_adaptor->reference_unet->audio_encoder->audio_projection->pose_guider->denoising_unet->vae"

@@ -1,0 +1,88 @@
+"""From a training-view batch to the training model's inputs, the target and the loss weights.
+
+The frozen encoders run here without gradients, with the functions the pipeline uses
+(:mod:`covog_diffusers.pipelines.conditioning`, :func:`~covog_diffusers.models.audio.wav2vec2_frame_features`),
+and the IAD face masks are made the pipeline's way too: head boxes from the nose/eye keypoints
+(:func:`mit_dataset.keypoints.head_box`) as soft coverage of the latent grid
+(:func:`~covog_diffusers.pipelines.inputs.box_coverage_masks`).
+
+Randomness (latent sample, noise, timesteps, which samples drop the reference) comes from one generator per
+micro-batch seeded by ``(seed, micro_step, process)``: a resumed run draws exactly what an uninterrupted one
+would, whatever RNG state the checkpoint restored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from covog_diffusers.models.audio import wav2vec2_frame_features
+from covog_diffusers.pipelines.conditioning import clip_image_embeds, vae_latents
+from covog_diffusers.pipelines.inputs import box_coverage_masks
+from mit_dataset.features import SAMPLING_RATE
+from mit_dataset.keypoints import head_box
+
+from .losses import diffusion_target, loss_weights, sample_noise, sample_timesteps
+
+
+def step_generator(seed: int, micro_step: int, process_index: int, device) -> torch.Generator:
+    """The generator of one micro-batch (see the module docstring)."""
+    state = np.random.SeedSequence([seed, micro_step, process_index]).generate_state(1, np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state))
+
+
+def face_masks_from_keypoints(keypoints: torch.Tensor, height: int, width: int, grid: tuple[int, int]) -> torch.Tensor:
+    """``(B, P, F, 59, 3)`` keypoints in output pixels -> ``(B, P, F, h, w)`` soft head-box masks."""
+    boxes = head_box(keypoints.numpy())
+    return torch.from_numpy(box_coverage_masks(boxes, height, width, *grid).astype(np.float32))
+
+
+def audio_features(audio_encoder, batch: dict, num_frames: int, stride: int) -> torch.Tensor:
+    """``(B, F, L, D)`` wav2vec2 layers at the sampled frames, from each sample's audio span."""
+    features = []
+    for i, samples in enumerate(batch["audio"]):
+        waveform = samples[: int(batch["audio_lengths"][i])]
+        fps = float(batch["fps"][i])
+        per_frame = wav2vec2_frame_features(audio_encoder, waveform, SAMPLING_RATE, num_frames * stride, fps=fps)
+        features.append(per_frame[::stride])
+    return torch.stack(features)
+
+
+def prepare_step(pipe, scheduler, batch: dict, config, generator: torch.Generator, device, use_audio: bool):
+    """``(model_inputs, target, weights)`` for :class:`~training.network.CovOGTrainingModel`.
+
+    ``model_inputs`` are keyword arguments of its ``forward``; ``target`` ``(B, 4, F, h, w)`` and ``weights``
+    ``(B,)`` feed :func:`training.losses.weighted_mse`.
+    """
+    pixels = batch["pixel_values"]  # (B, F, 3, H, W)
+    b, f = pixels.shape[:2]
+    height, width = pixels.shape[-2:]
+    latents = vae_latents(pipe.vae, pixels.flatten(0, 1), generator=generator, sample=True)
+    latents = latents.reshape(b, f, *latents.shape[1:]).transpose(1, 2).float()  # (B, 4, F, h, w)
+    reference = batch["reference_pixel_values"]
+    image_embeds = clip_image_embeds(pipe.image_encoder, pipe.feature_extractor, reference).float()
+    reference_latents = vae_latents(pipe.vae, reference).float()
+
+    noise = sample_noise(latents, config.training.noise_offset, generator)
+    timesteps = sample_timesteps(scheduler, b, generator, latents.device)
+    keep = torch.rand(b, generator=generator, device=latents.device) >= config.training.uncond_probability
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    target = diffusion_target(scheduler, latents, noise, timesteps)
+    weights = loss_weights(scheduler, timesteps, config.training.snr_gamma)
+
+    inputs = {
+        "noisy_latents": noisy,
+        "timesteps": timesteps,
+        "image_embeds": image_embeds,
+        "reference_latents": reference_latents,
+        "keep_reference": keep,
+        "reference_pose_maps": batch["reference_pose_maps"].to(device),
+        "pose_maps": batch["pose_maps"].to(device),
+        "person_mask": batch["person_mask"].to(device),
+    }
+    if use_audio:
+        grid = tuple(latents.shape[-2:])
+        inputs["audio_features"] = audio_features(pipe.audio_encoder, batch, f, config.data.stride).to(device)
+        inputs["speaking_scores"] = batch["speaking_scores"].to(device)
+        inputs["face_masks"] = face_masks_from_keypoints(batch["keypoints"], height, width, grid).to(device)
+    return inputs, target, weights
