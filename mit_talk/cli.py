@@ -80,9 +80,9 @@ def _mit_talking_commands() -> list[AddCommands]:
 
 def _covog_commands() -> list[AddCommands]:
     from covog_diffusers.cli import add_commands
+    from training.cli import add_train_command
 
-    # The training command (``training.cli.add_train_command``) joins this list when it lands.
-    return [add_commands]
+    return [add_commands, add_train_command]
 
 
 def _mit_bench_commands() -> list[AddCommands]:

@@ -86,3 +86,28 @@ def prepare_step(pipe, scheduler, batch: dict, config, generator: torch.Generato
         inputs["speaking_scores"] = batch["speaking_scores"].to(device)
         inputs["face_masks"] = face_masks_from_keypoints(batch["keypoints"], height, width, grid).to(device)
     return inputs, target, weights
+
+
+@torch.no_grad()
+def fixed_batch_loss(pipe, config, batch: dict, seeds=(0, 1, 2, 3)) -> float:
+    """The training loss of ``pipe`` on ``batch``, averaged over the noise/timestep draws of ``seeds``
+    (deterministic: compare a model before and after training on the same batch)."""
+    from .losses import noise_scheduler_for, weighted_mse
+    from .network import CovOGTrainingModel
+
+    device = pipe.denoising_unet.device
+    model = CovOGTrainingModel(
+        pipe.reference_unet, pipe.denoising_unet, pipe.pose_guider, pipe.pose_adaptor, pipe.audio_projection,
+        bypass_motion_modules=config.stage == 1,
+    )  # fmt: skip
+    scheduler = noise_scheduler_for(pipe)
+    losses = []
+    try:
+        for seed in seeds:
+            generator = step_generator(seed, 0, 0, device)
+            use_audio = config.stage == 2 and pipe.uses_audio
+            inputs, target, weights = prepare_step(pipe, scheduler, batch, config, generator, device, use_audio)
+            losses.append(float(weighted_mse(model(**inputs), target, weights)))
+    finally:
+        model.release()
+    return sum(losses) / len(losses)

@@ -1,0 +1,54 @@
+"""Fixtures for training tests: tiny configs on the session's synthetic MIT, one torch thread.
+
+Training tests run with one intra-op thread (in process and in subprocesses): results are then reproducible
+across processes (same float summation order), and a loaded 2-core machine does not spin threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "training" / "configs"
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_config(tmp_path, synthetic_dataset_dir, one_thread):
+    """``tiny_config(stage, *overrides) -> TrainConfig`` on the synthetic dataset, output under ``tmp_path``."""
+    from training.config import load_config
+
+    def make(stage: int = 1, *overrides: str, name: str = "run"):
+        return load_config(
+            CONFIGS / f"tiny-stage{stage}.yaml",
+            [f"data.dataset={synthetic_dataset_dir}", f"output.dir={tmp_path / name}", *overrides],
+        )
+
+    return make
+
+
+def subprocess_env() -> dict:
+    """Environment for ``covog train`` subprocesses: this tree first, one thread, offline."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+
+
+def train_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "training.cli", *args]
