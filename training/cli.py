@@ -15,6 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
+DESCRIPTION = """Train CovOG from a YAML config (training/configs/: stage1, stage2, tiny-stage1, tiny-stage2).
+
+  covog train --config training/configs/stage1.yaml [--resume latest] [--lora-rank R] [KEY=VALUE ...]
+  accelerate launch --num_processes 8 -m training.cli --config training/configs/stage2.yaml
+
+The run folder (output.dir) receives checkpoints/, logs/ (tensorboard), validation/ videos and, at the end,
+pipeline/ (CovOGPipeline.save_pretrained, with a model card) or lora/ (adapter weights)."""
+
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, type=Path, help="training config YAML (training/configs/*.yaml)")
@@ -46,7 +54,7 @@ def add_train_command(subparsers) -> None:
         subparsers.add_parser(
             "train",
             help="train CovOG (stage 1, stage 2 or LoRA) with accelerate",
-            description=__doc__,
+            description=DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -69,8 +77,10 @@ def run_train(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.cli --config X.yaml ...`` (errors: one line on stderr, exit status 2)."""
-    parser = _configure(argparse.ArgumentParser(prog="covog train", description=__doc__,
-                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = argparse.ArgumentParser(
+        prog="covog train", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser = _configure(parser)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
