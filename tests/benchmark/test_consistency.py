@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
@@ -17,10 +15,10 @@ from transformers import (
     ViTModel,
 )
 
+import benchmark.metrics
 from benchmark.consistency import FrameFeatureExtractor, consistency_from_features, video_consistency
 from mit_dataset.video_io import write_video
 
-METRICS_DIR = Path(__file__).resolve().parents[2] / "benchmark" / "metrics"
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
@@ -84,7 +82,7 @@ def test_missing_model_folder_says_what_to_save(tmp_path):
 
 def test_evaluate_load_vbench_consistency(models, videos, monkeypatch):
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
-    metric = evaluate.load(str(METRICS_DIR / "vbench_consistency"))
+    metric = evaluate.load(benchmark.metrics.path("vbench_consistency"))
     result = metric.compute(predictions=list(videos), model_path=str(models[0]))
     still, flicker = result["consistency_per_video"]
     assert still == pytest.approx(1.0, abs=1e-5) and flicker < still

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
+import benchmark.metrics
 from benchmark.fvd import (
     DETECTOR_ENV,
     extract_video_features,
@@ -21,8 +20,6 @@ from benchmark.fvd import (
 )
 from benchmark.i3d import InceptionI3d
 from mit_dataset.video_io import write_video
-
-METRICS_DIR = Path(__file__).resolve().parents[2] / "benchmark" / "metrics"
 
 
 class StyleGANVStandIn(torch.nn.Module):
@@ -155,7 +152,7 @@ def test_too_short_video_is_rejected(detector_files, tmp_path):
 
 def test_evaluate_load_fvd(detector_files, videos, monkeypatch):
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
-    fvd = evaluate.load(str(METRICS_DIR / "fvd"))
+    fvd = evaluate.load(benchmark.metrics.path("fvd"))
     same = fvd.compute(
         predictions=videos["real"], references=videos["real"], detector_path=str(detector_files[0])
     )

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from mit_talk.cli import mit_bench as main
 from benchmark.leaderboard import build_leaderboard, write_leaderboard
 from benchmark.scoring import TABLE_ROWS, BenchmarkResults
+from mit_talk.cli import mit_bench as main
 
 
 def _results(model, ssim, psnr, fvd=None, num_scored=4, num_expected=4) -> BenchmarkResults:

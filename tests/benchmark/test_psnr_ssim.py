@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+import benchmark.metrics
 from benchmark.video_metrics import LUMA_BT601, psnr_frames, score_video_pair, ssim_frames
 from mit_dataset.video_io import read_video_frames, write_video
 
-METRICS_DIR = Path(__file__).resolve().parents[2] / "benchmark" / "metrics"
 TOLERANCE = 1e-4
 
 
@@ -142,7 +140,7 @@ def test_evaluate_load_offline_from_folder_on_video_paths(video_pair, monkeypatc
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
     pred, ref = read_video_frames(pred_path), read_video_frames(ref_path)
 
-    psnr = evaluate.load(str(METRICS_DIR / "psnr"))
+    psnr = evaluate.load(benchmark.metrics.path("psnr"))
     result = psnr.compute(
         predictions=[str(pred_path), str(ref_path)], references=[str(ref_path), str(ref_path)]
     )
@@ -152,7 +150,7 @@ def test_evaluate_load_offline_from_folder_on_video_paths(video_pair, monkeypatc
     assert result["psnr_per_video"][1] == 100.0  # identical video: clamped at max_db
     assert result["psnr"] == pytest.approx((expected + 100.0) / 2, abs=TOLERANCE)
 
-    ssim = evaluate.load(str(METRICS_DIR / "ssim"))
+    ssim = evaluate.load(benchmark.metrics.path("ssim"))
     result = ssim.compute(predictions=[str(pred_path)], references=[str(ref_path)])
     assert result["convention"] == "gaussian_rgb"
     assert result["ssim"] == pytest.approx(np.mean(_skimage_ssim_rgb(pred, ref)), abs=TOLERANCE)

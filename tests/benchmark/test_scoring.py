@@ -5,10 +5,10 @@ import pytest
 from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
 from huggingface_hub import ModelCard
 
-from mit_talk.cli import mit_bench as main
 from benchmark.model_card import PartialResultsError, write_model_card
 from benchmark.scoring import PSNR_MAX_DB, TABLE_ROWS, BenchmarkResults, evaluate_submission
 from mit_dataset.video_io import read_video_frames, write_video
+from mit_talk.cli import mit_bench as main
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
 from talking_video import render_conversation, turn_schedule
 
+import benchmark.metrics
 from benchmark.speaker_sync import clip_speaker_sync, mouth_motion_energy, score_video, speaker_sync_scores
 from mit_dataset.synthetic import generate_records
 from mit_dataset.video_io import write_video
-
-METRICS_DIR = Path(__file__).resolve().parents[2] / "benchmark" / "metrics"
 
 
 def _swapped(scores: np.ndarray) -> np.ndarray:
@@ -103,7 +100,7 @@ def test_evaluate_load_speaker_sync_on_video_paths(conversation, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
     video = str(write_video(tmp_path / "conversation.mp4", frames))
-    metric = evaluate.load(str(METRICS_DIR / "speaker_sync"))
+    metric = evaluate.load(benchmark.metrics.path("speaker_sync"))
     result = metric.compute(
         predictions=[video, video],
         face_boxes=[boxes, boxes.tolist()],

@@ -30,7 +30,7 @@ Returns:
     fvd (`float`), num_real_clips (`int`), num_generated_clips (`int`), feature_dim (`int`), clip_len (`int`),
     detector (`dict`): name, kind, features and sha256 prefix of the detector file.
 Examples:
-    >>> fvd = evaluate.load("benchmark/metrics/fvd")
+    >>> fvd = evaluate.load(benchmark.metrics.path("fvd"))
     >>> fvd.compute(predictions=gen_paths, references=real_paths, detector_path="i3d_torchscript.pt")  # doctest: +SKIP
 """
 

@@ -26,7 +26,7 @@ Returns:
     psnr (`float`): mean over videos of the per-video mean PSNR in dB.
     psnr_per_video (`list` of `float`), num_videos (`int`), num_frames (`int`): frames scored in total.
 Examples:
-    >>> psnr = evaluate.load("benchmark/metrics/psnr")
+    >>> psnr = evaluate.load(benchmark.metrics.path("psnr"))
     >>> psnr.compute(predictions=["generated.mp4"], references=["reference.mp4"])["psnr"]  # doctest: +SKIP
 """
 

@@ -31,7 +31,7 @@ Returns:
     speaker_sync_per_video, false_talking_rate_per_video, per_person (`list`); num_videos,
     num_persons_scored (`int`).
 Examples:
-    >>> sync = evaluate.load("benchmark/metrics/speaker_sync")
+    >>> sync = evaluate.load(benchmark.metrics.path("speaker_sync"))
     >>> sync.compute(predictions=["gen.mp4"], face_boxes=[boxes], speaking_scores=[scores])  # doctest: +SKIP
 """
 

@@ -31,7 +31,7 @@ Returns:
     ssim (`float`): mean over videos of the per-video mean SSIM.
     ssim_per_video (`list` of `float`), convention (`str`), num_videos (`int`), num_frames (`int`).
 Examples:
-    >>> ssim = evaluate.load("benchmark/metrics/ssim")
+    >>> ssim = evaluate.load(benchmark.metrics.path("ssim"))
     >>> ssim.compute(predictions=["generated.mp4"], references=["reference.mp4"])["ssim"]  # doctest: +SKIP
 """
 

@@ -25,7 +25,7 @@ Args:
 Returns:
     consistency (`float`), consistency_per_video (`list` of `float`), model (`str`), num_videos (`int`).
 Examples:
-    >>> metric = evaluate.load("benchmark/metrics/vbench_consistency")
+    >>> metric = evaluate.load(benchmark.metrics.path("vbench_consistency"))
     >>> metric.compute(predictions=["gen.mp4"], model_path="models/dino-vitb16")["consistency"]  # doctest: +SKIP
 """
 
