@@ -204,6 +204,7 @@ class SyntheticScene:
     mouth: np.ndarray  # (P, F) float32 in [0, 1]
     speaking_score_raw: np.ndarray  # (P, F) float32
     metadata: dict = field(default_factory=dict)
+    visible: np.ndarray | None = None  # (P, F) bool: who is on screen (None: everybody, always)
 
 
 def _gaze_yaw(xs: np.ndarray, slot: float, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -230,8 +231,13 @@ def _gaze_yaw(xs: np.ndarray, slot: float, active: np.ndarray, rng: np.random.Ge
     return yaw
 
 
-def build_scene(spec: SyntheticClipSpec, width: int = 256, height: int = 144) -> SyntheticScene:
-    """Schedule, voices, layout and animation of one planned clip (deterministic given ``spec``)."""
+def build_scene(
+    spec: SyntheticClipSpec, width: int = 256, height: int = 144, visible: np.ndarray | None = None
+) -> SyntheticScene:
+    """Schedule, voices, layout and animation of one planned clip (deterministic given ``spec``).
+
+    ``visible`` ``(P, F)`` bool marks who is on screen per frame (people entering and leaving a shot, see
+    :mod:`mit_dataset.synthetic.episode`); an off-screen person is silent and not drawn. Default: all."""
     if width % 2 or height % 2 or width < MIN_SIZE or height < MIN_SIZE:
         raise ValueError(f"width/height must be even and >= {MIN_SIZE} (H.264), got {width}x{height}")
     streams = np.random.SeedSequence(spec.seed).spawn(4 + 2 * spec.num_people)
@@ -240,6 +246,11 @@ def build_scene(spec: SyntheticClipSpec, width: int = 256, height: int = 144) ->
     count, frames = len(people), spec.num_frames
 
     speaking = make_schedule(count, frames, spec.style, rng_conversation)
+    if visible is not None:
+        visible = np.asarray(visible, bool)
+        if visible.shape != (count, frames):
+            raise ValueError(f"visible must have shape {(count, frames)}, got {visible.shape}")
+        speaking &= visible
     tracks, mouths = [], []
     for j, identity in enumerate(people):
         track, mouth = synthesize_speech(identity.voice, speaking[j], np.random.default_rng(streams[4 + j]))
@@ -291,6 +302,7 @@ def build_scene(spec: SyntheticClipSpec, width: int = 256, height: int = 144) ->
             "unit": float(unit),
             "yaw_target": yaw_target,
         },
+        visible=visible,
     )
 
 
@@ -300,7 +312,10 @@ def render_scene(
     """Yield ``(rgb, label, head_label)`` per frame (see :class:`~mit_dataset.synthetic.render.SceneRenderer`)."""
     renderer = SceneRenderer(scene.background, list(zip(scene.identities, scene.poses)))
     for f in range(scene.spec.num_frames):
-        yield renderer(f, with_heads=with_heads)
+        hidden = (
+            frozenset() if scene.visible is None else frozenset(np.flatnonzero(~scene.visible[:, f]).tolist())
+        )
+        yield renderer(f, with_heads=with_heads, hidden=hidden)
 
 
 def _mask_box(mask: np.ndarray) -> np.ndarray | None:

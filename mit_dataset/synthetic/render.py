@@ -247,16 +247,18 @@ class SceneRenderer:
         self._opaque_lut = [0] + [255] * 255
 
     def __call__(
-        self, frame: int, with_heads: bool = False
+        self, frame: int, with_heads: bool = False, hidden: frozenset[int] = frozenset()
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``(rgb (H, W, 3) uint8, label (H, W) uint8, head_label (H, W) uint8 or None)`` of frame ``frame``.
 
         ``label == j + 1`` is person ``j``'s visible silhouette; ``head_label == j + 1`` its drawn head
-        (hair and face details included).
+        (hair and face details included). People in ``hidden`` are not drawn (off screen in that frame).
         """
         canvas = Image.new("L", self.background.size, 0)
         painter = _Painter(ImageDraw.Draw(canvas))
         for j, (identity, pose) in enumerate(self.people):
+            if j in hidden:
+                continue
             painter.base = j * _SLOT
             draw_person(painter, identity, pose, frame)
         people = Image.merge("RGB", [canvas.point(lut) for lut in self._channel_luts])
