@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mit_dataset.distributed import distributed_state
+
 from .submission import (
     ClipSpec,
     Problem,
@@ -386,16 +388,6 @@ def _score_one(scorer: ClipScorer, spec: ClipSpec, row: dict, path: Path):
     record["num_frames"] = spec.num_frames
     record.update(values)
     return record, features, []
-
-
-def distributed_state():
-    """The ``accelerate`` ``PartialState`` of this process. Without a GPU (or with ``ACCELERATE_USE_CPU``) it
-    is created with ``cpu=True``, so that ``torchrun --nproc_per_node N`` gives N CPU processes (gloo)."""
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
 
 
 def score_clips(test, predictions_dir, specs: list[ClipSpec], scorer: ClipScorer, state=None, progress=True):

@@ -66,7 +66,62 @@ def _show(args) -> None:
     print(f"overlay video: {overlay}\nspeaking-score plot: {plot}")
 
 
+def _add_annotate(subparsers) -> None:
+    from .annotate.config import SOURCES
+
+    parser = subparsers.add_parser(
+        "annotate",
+        help="annotate raw conversation videos into official MIT clip folders (the collection pipeline)",
+        description="RAW_DIR/<source>/<video>.mp4 (+ RAW_DIR/<source>/<video>/pywork, pose, labels) -> "
+        "CLIPS_DIR/<clip>/ folders, splits.json and annotate_report.json; resumable; "
+        "torchrun --nproc_per_node N -m mit_talk.cli mit-talking annotate ... spreads videos over N processes.",
+    )
+    parser.add_argument("raw", type=Path, help="folder of raw videos: RAW_DIR/<source>/<video>.mp4")
+    parser.add_argument("--out", type=Path, required=True, help="folder of clip folders to fill (CLIPS_DIR)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="per-video stage cache (default: CLIPS_DIR/.annotate-cache)"
+    )
+    parser.add_argument(
+        "--export", type=Path, help="also write the Hub layout here (replaces an earlier export)"
+    )
+    for name in ("face-tracks", "speaking-scores", "person-boxes"):
+        parser.add_argument(
+            f"--{name}", choices=SOURCES, default="auto", help="import external files or built in"
+        )
+    parser.add_argument("--min-clip-frames", type=int, default=125, help="official: 125 frames (5 s)")
+    parser.add_argument("--min-face-size", type=float, default=64.0, help="official: 64 px (area >= 64x64)")
+    parser.add_argument("--min-face-area-ratio", type=float, default=0.5, help="official: 0.5")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_annotate)
+
+
+def _annotate(args) -> int:
+    from .annotate import AnnotateConfig, annotate
+
+    config = AnnotateConfig(
+        face_tracks=args.face_tracks,
+        speaking_scores=args.speaking_scores,
+        person_boxes=args.person_boxes,
+        min_clip_frames=args.min_clip_frames,
+        min_face_size=args.min_face_size,
+        min_face_area_ratio=args.min_face_area_ratio,
+    )
+    report = annotate(
+        args.raw,
+        args.out,
+        config=config,
+        cache_dir=args.cache_dir,
+        export=args.export,
+        progress=not args.no_progress,
+    )
+    from .distributed import distributed_state
+
+    if distributed_state().is_main_process:
+        print(report.summary())
+    return 0
+
+
 def add_commands(subparsers) -> None:
-    """Add ``synth``, ``export`` and ``show`` to ``subparsers`` (each sets ``run``)."""
-    for add in (_add_synth, _add_export, _add_show):
+    """Add ``synth``, ``export``, ``show`` and ``annotate`` to ``subparsers`` (each sets ``run``)."""
+    for add in (_add_synth, _add_export, _add_show, _add_annotate):
         add(subparsers)

@@ -213,10 +213,14 @@ def _read_pose_frame(path: Path, clip: str) -> list[np.ndarray]:
 
 
 def assign_poses(
-    poses: list[np.ndarray], person_boxes: np.ndarray, min_score: float = ASSIGN_MIN_SCORE
+    poses: list[np.ndarray],
+    person_boxes: np.ndarray,
+    min_score: float = ASSIGN_MIN_SCORE,
+    min_fraction: float = 0.0,
 ) -> list[int]:
     """For one frame: index into ``poses`` per person (-1 if none): the pose with most confident keypoints
-    inside the person's box, each pose used at most once (pairs with the most keypoints first)."""
+    inside the person's box, each pose used at most once (pairs with the most keypoints first). With
+    ``min_fraction`` a pair also needs that fraction of the pose's confident keypoints inside the box."""
     assignment = [-1] * len(person_boxes)
     if not poses:
         return assignment
@@ -225,6 +229,7 @@ def assign_poses(
     counts = np.zeros((len(person_boxes), len(poses)), np.int64)
     for i, (x1, y1, x2, y2) in enumerate(person_boxes):
         counts[i] = (confident & (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)).sum(-1)
+    counts[counts < min_fraction * confident.sum(-1)[None]] = 0
     used = set()
     for flat in np.argsort(-counts, axis=None, kind="stable"):
         person, pose = divmod(int(flat), len(poses))

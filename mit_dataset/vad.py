@@ -31,6 +31,7 @@ __all__ = [
     "mix_tracks",
     "resample_audio",
     "speaking_scores_from_tracks",
+    "speech_logits",
     "speech_probabilities",
 ]
 
@@ -141,8 +142,16 @@ def speech_probabilities(speaker_audios: Sequence[np.ndarray], sample_rate: int)
     for index, track in enumerate(tracks):
         batch[index, : len(track)] = track
     model = load_vad_model()
+    # One intra-op thread: Silero runs 512-sample windows one after another, each far too small to split;
+    # with 2 threads on a busy 2-core machine OpenMP's spin-waiting made 12 s of audio take 5-26 s instead
+    # of 0.6-1.1 s (measured here).
+    threads = torch.get_num_threads()
     with _model_lock, torch.inference_mode():
-        probs = model.audio_forward(torch.from_numpy(batch), VAD_SAMPLE_RATE)
+        torch.set_num_threads(1)
+        try:
+            probs = model.audio_forward(torch.from_numpy(batch), VAD_SAMPLE_RATE)
+        finally:
+            torch.set_num_threads(threads)
     return probs.float().numpy().reshape(len(tracks), -1)
 
 
@@ -173,23 +182,18 @@ def _per_frame(window_values: np.ndarray, num_frames: int, fps: float) -> np.nda
     return means
 
 
-def speaking_scores_from_tracks(
+def speech_logits(
     speaker_audios: Sequence[np.ndarray],
     sample_rate: int,
     num_frames: int,
     fps: float = 25.0,
     smoothing_frames: int = 5,
     threshold: float = 0.5,
-    scale: float = SCORE_SCALE,
 ) -> np.ndarray:
-    """Per-frame speaking scores ``(P, num_frames)`` float32 in [-1, 1] from one audio track per speaker.
-
-    Silero's speech probability ``p`` per 32 ms window becomes the logit ``log(p / (1 - p)) - logit(threshold)``,
-    is averaged over each video frame (``fps``), smoothed with a centred moving average of ``smoothing_frames``
-    frames (1 = off) and mapped like the dataset's TalkNet scores: ``clip(logit / scale, -1, 1)``. So a
-    speaking frame scores near 1, a silent one near -1 and ``p == threshold`` scores 0. Frames past the end of
-    a track count as silent.
-    """
+    """Per-frame speech logits ``(P, num_frames)`` float64, one row per track: Silero's speech probability
+    ``p`` per 32 ms window becomes ``log(p / (1 - p)) - logit(threshold)`` (0 at ``p == threshold``, > 0 for
+    speech), averaged over each video frame (``fps``) and smoothed with a centred moving average of
+    ``smoothing_frames`` frames (1 = off). Frames past the end of a track count as silent (about -9)."""
     if num_frames <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
     if fps <= 0:
@@ -212,5 +216,22 @@ def speaking_scores_from_tracks(
     silent = math.log(_PROB_EPS) - math.log1p(-_PROB_EPS)
     frame_logits = np.where(np.isnan(frame_logits), silent, frame_logits)
     frame_logits = centred_moving_average(frame_logits, smoothing_frames)
-    frame_logits = frame_logits - (math.log(threshold) - math.log1p(-threshold))
-    return np.clip(frame_logits / scale, -1.0, 1.0).astype(np.float32)
+    return frame_logits - (math.log(threshold) - math.log1p(-threshold))
+
+
+def speaking_scores_from_tracks(
+    speaker_audios: Sequence[np.ndarray],
+    sample_rate: int,
+    num_frames: int,
+    fps: float = 25.0,
+    smoothing_frames: int = 5,
+    threshold: float = 0.5,
+    scale: float = SCORE_SCALE,
+) -> np.ndarray:
+    """Per-frame speaking scores ``(P, num_frames)`` float32 in [-1, 1] from one audio track per speaker.
+
+    The :func:`speech_logits` of each track mapped like the dataset's TalkNet scores: ``clip(logit / scale,
+    -1, 1)``. So a speaking frame scores near 1, a silent one near -1 and ``p == threshold`` scores 0.
+    """
+    logits = speech_logits(speaker_audios, sample_rate, num_frames, fps, smoothing_frames, threshold)
+    return np.clip(logits / scale, -1.0, 1.0).astype(np.float32)
