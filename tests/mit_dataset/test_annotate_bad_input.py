@@ -1,0 +1,136 @@
+"""Bad raw videos and bad annotation files: the video is skipped with its reason, the run goes on, nothing is
+written for it."""
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from annotate_support import TINY_CONFIG, UNIT, expected_names
+
+from mit_dataset.annotate import annotate
+from mit_dataset.synthetic.episode import ShotPlan, plan_episode, write_episode
+
+SOURCE = "SyntheticLateLateShow"
+
+
+#: One wide shot of two people, one clip long: enough to reach every stage.
+ONE_CLIP = [ShotPlan("wide", UNIT + 5, (0, 1), ((0, UNIT + 5), (0, UNIT + 5)), seed=5)]
+
+
+def _episode(raw, name, plan=ONE_CLIP, **kwargs):
+    return write_episode(raw, plan, video=name, seed=4, **kwargs)
+
+
+def _pose_file(raw, name, frame=1):
+    return raw / SOURCE / name / "pose" / f"output_{frame:04d}.json"
+
+
+def _bad_pose(raw, name, document):
+    _episode(raw, name)
+    path = _pose_file(raw, name)
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+
+
+def _bad_talknet(raw, name, tracks, scores=None):
+    _episode(raw, name)
+    folder = raw / SOURCE / name / "pywork"
+    (folder / "tracks.pckl").write_bytes(pickle.dumps(tracks))
+    if scores is not None:
+        (folder / "scores.pckl").write_bytes(pickle.dumps(scores))
+
+
+def _bad_labels(raw, name, text):
+    _episode(raw, name)
+    (raw / SOURCE / name / "labels" / "output_0001.txt").write_text(text)
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("raw")
+    good = _episode(raw, "good", plan_episode(UNIT, seed=4))
+    _episode(raw, "silent", with_audio=False)
+    _episode(raw, "vfr", timestamps="vfr")
+    closeup = ShotPlan("closeup", 2 * UNIT, (0, 5), ((0, 2 * UNIT), (0, 2 * UNIT)), focus=0, seed=3)
+    _episode(raw, "oneface", plan=[closeup])
+    _bad_talknet(raw, "zerofaces", [], [])
+    (raw / SOURCE / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
+    truncated = good.video_path.read_bytes()
+    (raw / SOURCE / "truncated.mp4").write_bytes(truncated[: len(truncated) // 3])
+    _bad_talknet(raw, "tracksdict", {"track": []})
+    _bad_talknet(
+        raw, "boxshape", [{"track": {"frame": np.arange(5), "bbox": np.zeros((5, 3))}}], [np.zeros(5)]
+    )
+    _bad_talknet(raw, "nanscores", [{"track": {"frame": np.arange(40), "bbox": np.ones((40, 4)) * [1, 1, 30, 30]}}],
+                 [np.full(40, np.nan)])  # fmt: skip
+    _bad_pose(
+        raw, "posecount", {"instance_info": [{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}]}
+    )
+    _bad_pose(raw, "posenan", '{"instance_info": [{"keypoints": ' + json.dumps([[1, 2]] * 132) + ' + [[NaN, 1]], '
+              '"keypoint_scores": ' + json.dumps([1] * 133) + "}]}")  # fmt: skip
+    _bad_pose(raw, "posedeep", "[" * 100_000 + "]" * 100_000)
+    _bad_pose(raw, "posetext", "not json at all")
+    _bad_labels(raw, "labelsbad", "0 0.5 0.5 0.2\n")
+    _bad_labels(raw, "labelsrange", "0 3.5 0.5 0.2 0.9 0.8\n")
+    _episode(raw, "noposes")
+    shutil.rmtree(raw / SOURCE / "noposes" / "pose")
+    out = tmp_path_factory.mktemp("clips")
+    return good, annotate(raw, out, config=TINY_CONFIG, progress=False), out
+
+
+EXPECTED = {
+    "silent": ("no_audio", "no audio stream"),
+    "vfr": ("variable_frame_rate", "variable frame rate"),
+    "oneface": ("no_clip", "1 face tracks"),
+    "zerofaces": ("no_clip", "0 face tracks"),
+    "corrupt": ("unreadable", "corrupt.mp4"),
+    "truncated": ("unreadable", "truncated.mp4"),
+    "tracksdict": ("bad_annotation", "tracks.pckl"),
+    "boxshape": ("bad_annotation", "tracks.pckl"),
+    "nanscores": ("bad_annotation", "NaN"),
+    "posecount": ("bad_annotation", "output_0001.json"),
+    "posenan": ("bad_annotation", "output_0001.json"),
+    "posedeep": ("bad_annotation", "output_0001.json"),
+    "posetext": ("bad_annotation", "output_0001.json"),
+    "labelsbad": ("bad_annotation", "output_0001.txt, line 1"),
+    "labelsrange": ("bad_annotation", "normalised"),
+    "noposes": ("no_poses", "no Sapiens pose JSON"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_video_is_skipped_with_its_reason(bad_run, name):
+    _, report, out = bad_run
+    entry = next(v for v in report.videos if v.video == name)
+    reason, text = EXPECTED[name]
+    assert (entry.status, entry.reason) == ("skipped", reason), entry.message
+    assert text in entry.message and "\n" not in entry.message
+    assert entry.clips == [] and not list(out.glob(f"{SOURCE}_{name}_*"))
+
+
+def test_the_run_goes_on_and_reports_every_reason(bad_run):
+    good, report, out = bad_run
+    assert [v.video for v in report.done] == ["good"]
+    assert sorted(report.clips) == expected_names(good)
+    saved = json.loads((out / "annotate_report.json").read_text())
+    assert saved["num_skipped"] == len(EXPECTED) and saved["skip_reasons"] == {
+        "unreadable": 2, "no_audio": 1, "variable_frame_rate": 1, "bad_annotation": 9, "no_clip": 2, "no_poses": 1,
+    }  # fmt: skip
+    assert (
+        "16 skipped (unreadable: 2, no_audio: 1, variable_frame_rate: 1, bad_annotation: 9"
+        in report.summary()
+    )
+    clip_folders = sorted(p.name for p in out.iterdir() if (p / "meta.json").is_file())
+    assert clip_folders == expected_names(good)
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".annotate-cache"]
+
+
+def test_unsafe_names_and_a_missing_folder(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "show").mkdir(parents=True)
+    (raw / "show" / "bad\nname.mp4").write_bytes(b"x")
+    report = annotate(raw, tmp_path / "out", config=TINY_CONFIG, progress=False)
+    assert report.videos[0].reason == "unreadable" and "control character" in report.videos[0].message
+    with pytest.raises(FileNotFoundError, match="no such folder of raw videos"):
+        annotate(tmp_path / "absent", tmp_path / "out", progress=False)
