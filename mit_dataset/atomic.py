@@ -127,6 +127,21 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False, overwrite: 
             _remove(tmp)
 
 
+@contextmanager
+def work_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path`` named as a temporary of ``path``; it is always removed at the
+    end of the block (scratch space: re-encodes, generated clips). A killed writer's work folder is removed by
+    the next :func:`remove_stale_temporaries` of its parent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = path.parent / temporary_name(path.name)
+    os.mkdir(work, 0o777)
+    try:
+        yield work
+    finally:
+        _remove(work)
+
+
 def _replace_folder(tmp: Path, path: Path) -> None:
     if not (path.exists() or path.is_symlink()):
         os.rename(tmp, path)

@@ -3,7 +3,7 @@
 Layout of a dataset folder::
 
     README.md                                   dataset card; YAML header = configs + typed features
-    data/{subset}/{split}-{i:05d}-of-{n:05d}.parquet
+    data/{subset}/{split}-{i:05d}-of-{n:05d}-{fingerprint}.parquet
 
 One Parquet row per clip with the columns of :data:`~mit_dataset.features.MIT_FEATURES`; the mp4 and
 audio bytes are embedded (``datasets`` resolves paths inside Parquet against the current directory, so
@@ -11,24 +11,30 @@ paths would break as soon as the folder is loaded from elsewhere). Configs: ``al
 subsets), ``two_human`` and ``multi_human``; splits ``train`` and ``test``. ``load_dataset(folder)``,
 ``load_dataset(folder, "two_human")`` and ``streaming=True`` all work without a loading script.
 
-Every writer here is atomic: the folder is built in a temporary directory beside ``out`` and renamed into
-place only when complete; on any failure nothing is left at ``out`` and the temporary directory is removed.
+Every writer here is atomic (:mod:`mit_dataset.atomic`): the folder is built in a temporary directory beside
+``out`` and renamed into place only when complete; on any failure nothing is left at ``out`` and the
+temporary directory is removed (a killed writer's is removed by the next one).
+
+Every shard's name ends with a fingerprint of its bytes (:func:`content_fingerprint`). The card lists the
+shard names, and ``datasets`` keys its cache on the card (configs, data files, split sizes), not on the shards'
+content or modification time: without the fingerprint a folder rewritten with the same split sizes (a
+corrected annotation, an ``export --overwrite`` of the same clips) would load the OLD rows from the cache
+(tests/mit_dataset/test_hub.py::test_a_rewritten_folder_loads_the_new_rows_not_the_cache).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from datasets.arrow_writer import ParquetWriter
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path, remove_stale_temporaries, work_folder
 from .card import build_dataset_card
 from .clip import ClipRecord, ClipValidationError
 from .features import MIT_FEATURES, SPLITS, SUBSETS
@@ -37,8 +43,21 @@ from .features import MIT_FEATURES, SPLITS, SUBSETS
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
 
 
-def shard_name(split: str, index: int, count: int) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+#: Hex digits of the content fingerprint in shard names (64 bits: a collision needs ~4e9 versions of a shard).
+FINGERPRINT_CHARS = 16
+
+
+def content_fingerprint(path: str | os.PathLike) -> str:
+    """The first :data:`FINGERPRINT_CHARS` hex digits of the sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def shard_name(split: str, index: int, count: int, fingerprint: str) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}-{fingerprint}.parquet"
 
 
 def write_dataset_folder(
@@ -61,13 +80,15 @@ def write_dataset_folder(
     """
     out = Path(out)
     _check_target(out, overwrite)
+    remove_stale_temporaries(out.parent)
     # A sequence is validated completely up front (fail before writing); other iterables lazily.
     if isinstance(records, (list, tuple)):
         records, total = list(_validated(records)), len(records)
     else:
         records = _validated(records)
-    with _atomic_folder(out, overwrite) as tmp:
+    with atomic_path(out, directory=True) as tmp:
         _write_shards(records, tmp, max_shard_bytes, progress, total)
+        _check_target(out, overwrite)  # again: another writer may have made ``out`` meanwhile
     return out
 
 
@@ -125,12 +146,13 @@ class _ShardSet:
         self.num_bytes += num_bytes
 
     def close(self, root: Path) -> list[str]:
-        """Finish the last shard, give every shard its final name; returns paths relative to ``root``."""
+        """Finish the last shard, give every shard its final name (with its content fingerprint); returns
+        paths relative to ``root``."""
         if self.writer is not None:
             self._finish_shard()
         final = []
         for index, path in enumerate(self.paths):
-            target = path.with_name(shard_name(self.split, index, len(self.paths)))
+            target = path.with_name(shard_name(self.split, index, len(self.paths), content_fingerprint(path)))
             path.rename(target)
             final.append(target.relative_to(root).as_posix())
         return final
@@ -183,33 +205,6 @@ def _check_target(out: Path, overwrite: bool) -> None:
             )
 
 
-@contextmanager
-def _atomic_folder(out: Path, overwrite: bool):
-    """Yield a temporary directory beside ``out``; on success rename it to ``out`` (replacing an existing
-    folder when ``overwrite``), on failure remove it. The old folder is moved aside first and deleted only
-    after the new one is in place, and put back if that rename fails."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        _check_target(out, overwrite)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / out.name)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.rename(old / out.name, out)
-            raise
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_synthetic_dataset(
     out: str | os.PathLike,
     num_clips: int = 12,
@@ -226,10 +221,10 @@ def write_synthetic_dataset(
 
     out = Path(out)
     _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as work:
+    remove_stale_temporaries(out.parent)
+    with work_folder(out.parent / f"{out.name}.work") as work:
         records = generate_records(
-            Path(work), num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
+            work, num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
         )
         return write_dataset_folder(records, out, overwrite=overwrite, progress=progress)
 

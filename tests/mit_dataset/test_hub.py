@@ -1,3 +1,4 @@
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from huggingface_hub import DatasetCard
 
 from mit_dataset.clip import ClipValidationError
 from mit_dataset.features import MIT_FEATURES
-from mit_dataset.hub import push_dataset_folder, write_dataset_folder
+from mit_dataset.hub import content_fingerprint, push_dataset_folder, write_dataset_folder
 
 
 def _by_id(records):
@@ -26,13 +27,15 @@ def test_layout_and_card(synthetic_dataset_dir, synthetic_records):
         for p in synthetic_dataset_dir.rglob("*")
         if p.is_file()
     )
-    assert files == [
+    assert [re.sub(r"-[0-9a-f]{16}\.parquet$", ".parquet", f) for f in files] == [
         "README.md",
         "data/multi_human/test-00000-of-00001.parquet",
         "data/multi_human/train-00000-of-00001.parquet",
         "data/two_human/test-00000-of-00001.parquet",
         "data/two_human/train-00000-of-00001.parquet",
     ]
+    for name in files[1:]:  # each shard is named after its content
+        assert name.endswith(f"-{content_fingerprint(synthetic_dataset_dir / name)}.parquet")
     card = DatasetCard.load(synthetic_dataset_dir / "README.md")
     data = card.data.to_dict()
     assert [c["config_name"] for c in data["configs"]] == ["all", "two_human", "multi_human"]
@@ -112,7 +115,8 @@ def test_shards_are_cut_by_size(synthetic_records, tmp_path):
     names = sorted(p.name for p in (out / "data" / "two_human").iterdir())
     counts = {split: sum(r.split == split for r in two_human) for split in ("test", "train")}
     assert min(counts.values()) >= 2
-    assert names == [f"{split}-{i:05d}-of-{n:05d}.parquet" for split, n in counts.items() for i in range(n)]
+    expected = [f"{split}-{i:05d}-of-{n:05d}" for split, n in counts.items() for i in range(n)]
+    assert [name.rsplit("-", 1)[0] for name in names] == expected
     assert not (out / "data" / "multi_human").exists()
     configs = yaml.safe_load((out / "README.md").read_text().split("---")[1])["configs"]
     assert [c["config_name"] for c in configs] == ["all", "two_human"]  # no multi_human clips, no config
@@ -134,6 +138,22 @@ def test_existing_folder_needs_overwrite(synthetic_records, tmp_path):
     ds = load_dataset(str(out), cache_dir=str(tmp_path / "c2"))
     assert set(ds) == {"test"} and sorted(ds["test"]["clip_id"]) == sorted(r.clip_id for r in test)
     assert _leftovers(tmp_path, "ds") == []
+
+
+def test_a_rewritten_folder_loads_the_new_rows_not_the_cache(synthetic_records, tmp_path):
+    # A corrected annotation: the same clips, one clip id changed (same length, so every split size in the
+    # card stays the same). datasets keys its cache on the card, so the shard names must change with content.
+    test = [r for r in synthetic_records if r.split == "test"][:2]
+    out = write_dataset_folder(test, tmp_path / "ds", progress=False)
+    cache = str(tmp_path / "cache")
+    assert sorted(load_dataset(str(out), split="test", cache_dir=cache)["clip_id"]) == sorted(
+        r.clip_id for r in test
+    )
+    renamed = dataclasses.replace(test[0], clip_id=test[0].clip_id[:-1] + "Z")
+    write_dataset_folder([renamed, test[1]], out, overwrite=True, progress=False)
+    assert sorted(load_dataset(str(out), split="test", cache_dir=cache)["clip_id"]) == sorted(
+        [renamed.clip_id, test[1].clip_id]
+    )
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_dataset(synthetic_records, tmp_path):
