@@ -15,7 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scoring import METRIC_LABELS, METRICS, SUBSET_LABELS, TABLE_ROWS, BenchmarkResults, atomic_write_text
+from mit_dataset.atomic import atomic_write_text
+
+from .scoring import METRIC_LABELS, METRICS, SUBSET_LABELS, TABLE_ROWS, BenchmarkResults
 
 
 @dataclass

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from mit_dataset.atomic import atomic_write_text
+
 from .scoring import METRIC_LABELS, SUBSET_LABELS, BenchmarkResults
 
 TASK_TYPE = "other"
@@ -109,11 +111,7 @@ def write_model_card(
             + ([] if results.complete else ["partial"]),
         )
         card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {name}\n{_card_text(results)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    card.save(tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, str(card))
 
 
 def _strip_section(text: str) -> str:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .scoring import atomic_write_text, distributed_state
+from mit_dataset.atomic import atomic_write_text
+
+from .scoring import distributed_state
 from .submission import ClipSpec, check_shape, clip_specs, load_test_split
 
 MANIFEST = "predict_config.json"

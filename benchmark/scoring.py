@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from mit_dataset.atomic import atomic_write_text
 from mit_dataset.distributed import distributed_state
 
 from .submission import (
@@ -220,20 +220,6 @@ def check_results_dict(data: dict) -> None:
 def _json_safe(row: dict) -> dict:
     """Floats as plain Python floats; numpy scalars converted (``json`` refuses them)."""
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------------------------- metrics

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from mit_dataset.atomic import atomic_path, remove_stale_temporaries
 
 from .checkpoint_mapping import (
     LDM_UNET_PREFIX,
@@ -495,16 +495,9 @@ def assemble_pipeline(
         pose_config=pose_config,
         dtype=dtype,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    remove_stale_temporaries(out.parent)
+    with atomic_path(out, directory=True, overwrite=overwrite) as staging:
         pipeline.save_pretrained(staging, safe_serialization=True)
         (staging / "assembly_report.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     report.output = str(out)
     return report

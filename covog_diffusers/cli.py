@@ -10,9 +10,6 @@ covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--s
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -136,22 +133,18 @@ def add_commands(subparsers) -> None:
 
 
 def create_tiny(out: Path, seed: int = 0, overwrite: bool = False) -> Path:
-    """``create_tiny_pipeline(seed).save_pretrained(out)``, written to a temporary sibling and renamed."""
+    """``create_tiny_pipeline(seed).save_pretrained(out)``, written to a temporary sibling and renamed
+    (:func:`mit_dataset.atomic.atomic_path`)."""
+    from mit_dataset.atomic import atomic_path, remove_stale_temporaries
+
     from .tiny import create_tiny_pipeline
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    remove_stale_temporaries(out.parent)
+    with atomic_path(out, directory=True, overwrite=overwrite) as staging:
         create_tiny_pipeline(seed=seed).save_pretrained(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,10 +54,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from .clip import ClipRecord, ClipValidationError, PersonTrack
 from .features import DIFFICULTIES, FPS, SAMPLING_RATE, SPLITS
 from .keypoints import NUM_WHOLEBODY_KEYPOINTS, WHOLEBODY_INDICES, wholebody_to_mit
 from .masks import box_mask_rle
+from .safe_names import child_path
 from .talknet import load_person_scores
 from .video_io import _encode_audio, probe_video, read_audio, read_video_frames, write_video
 
@@ -72,7 +73,8 @@ SOURCE_SUBSETS = {"TonightShow": "two_human", "LateLateShow": "multi_human"}
 
 
 def is_clip_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "meta.json").is_file()
+    """A visible sub-folder with a ``meta.json`` (hidden names are temporaries of a writer, never clips)."""
+    return not path.name.startswith(".") and path.is_dir() and (path / "meta.json").is_file()
 
 
 def list_clip_folders(clips_dir: str | os.PathLike) -> list[Path]:
@@ -443,11 +445,10 @@ def write_clip_folder(
     record.validate()
     clips_dir = Path(clips_dir)
     clips_dir.mkdir(parents=True, exist_ok=True)
-    target = clips_dir / record.clip_id
+    target = child_path(clips_dir, record.clip_id, what="clip id")
     if target.exists():
         raise FileExistsError(f"{target} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{record.clip_id}.tmp-", dir=clips_dir))
-    try:
+    with atomic_path(target, directory=True, overwrite=False) as tmp:
         _mux_with_audio(Path(record.video_path), record.audio, tmp / "video.mp4")
         meta = {
             "source": record.source,
@@ -489,20 +490,17 @@ def write_clip_folder(
                 for person, pose in zip(record.persons, poses)
             ]
             (tmp / "pose" / f"{t + 1:06d}.json").write_text(json.dumps({"instance_info": instances}))
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
 def write_clip_folders(records, clips_dir: str | os.PathLike, with_instance_bbox: bool = True) -> Path:
     """Write every record as a clip folder under ``clips_dir`` plus ``splits.json`` (test clips only)."""
     clips_dir = Path(clips_dir)
+    remove_stale_temporaries(clips_dir)
     splits = {}
     for record in records:
         write_clip_folder(record, clips_dir, with_instance_bbox=with_instance_bbox)
         if record.split != "train":
             splits[record.clip_id] = {"split": record.split, "difficulty": record.difficulty}
-    (clips_dir / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
+    atomic_write_text(clips_dir / SPLITS_FILE, json.dumps(splits, indent=1))
     return clips_dir

@@ -15,13 +15,13 @@ files are written atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .features import SAMPLING_RATE
 from .frame_decoder import iter_frames
 from .geometry import FrameTransform
@@ -154,14 +154,9 @@ def plot_speaking_scores(clip: ClipArrays, audio: np.ndarray, path: str | os.Pat
     score_axis.set_xlabel("time (s)")
     score_axis.set_ylabel("speaking score")
     score_axis.legend(loc="upper right", ncols=min(4, len(clip.person_ids)))
-    handle, tmp_name = tempfile.mkstemp(suffix=".png", prefix=f".{path.stem}-", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(tmp_name, dpi=100, format="png")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(figure)
     return path
