@@ -162,6 +162,7 @@ def _predict(args) -> int:
         args.dataset,
         args.out,
         config=args.config,
+        cache_dir=args.cache_dir,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed=args.seed,

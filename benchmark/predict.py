@@ -1,7 +1,10 @@
 """``mit-bench predict``: run a ``CovOGPipeline`` on every test clip to make a submission folder.
 
 Resumable: a clip whose mp4 already exists with the right frame count and size is skipped, and each mp4 is
-written atomically (temporary file + rename), so an interrupted run leaves only complete files. The settings
+written atomically (temporary file + rename), so an interrupted run leaves only complete files (and a later run
+removes the temporaries a killed one left). Concurrent runs on one folder share the clips through per-clip
+claims (:mod:`mit_dataset.claims`). Clip ids come from the dataset and become file names only through
+:func:`mit_dataset.safe_names.child_path`. The settings
 are kept in ``predict_config.json``; resuming with other settings is refused (it would mix two models). Every clip
 gets its own generator seeded from ``seed`` and the clip id, so the output of a clip does not depend on
 which clips ran before it, on resuming, or on how clips are split over ``accelerate`` processes.
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mit_dataset.atomic import atomic_write_text
+from mit_dataset.atomic import atomic_write_text, remove_stale_temporaries
+from mit_dataset.claims import claim, remove_stale_claims
+from mit_dataset.safe_names import child_path
 
 from .scoring import distributed_state
 from .submission import ClipSpec, check_shape, clip_specs, load_test_split
@@ -140,6 +146,7 @@ def predict_submission(
     out_dir: str | Path,
     *,
     config: str | None = None,
+    cache_dir: str | None = None,
     num_inference_steps: int = 25,
     guidance_scale: float = 3.5,
     seed: int = 0,
@@ -155,24 +162,33 @@ def predict_submission(
     pipeline_kwargs: dict | None = None,
 ) -> PredictSummary:
     """Generate ``{clip_id}.mp4`` in ``out_dir`` for every test clip (or ``clip_ids``), skipping finished
-    ones unless ``overwrite``. ``num_frames`` limits the generated length (then the submission is only
-    valid against a dataset cut the same way: leave it ``None`` for a real submission). With an
-    ``accelerate`` ``state`` of several processes, the clips are split between them. ``height``/``width``:
-    the generation size (default: the pipeline's for the clip); frames are resized to the clip's size
-    before writing, since a submission must match the ground truth."""
-    import torch
+    ones unless ``overwrite`` (then only clips finished before this call started are redone). ``num_frames``
+    limits the generated length (then the submission is only valid against a dataset cut the same way: leave
+    it ``None`` for a real submission). With an ``accelerate`` ``state`` of several processes, the clips are
+    split between them. ``height``/``width``: the generation size (default: the pipeline's for the clip);
+    frames are resized to the clip's size before writing, since a submission must match the ground truth.
+
+    Concurrent runs on one ``out_dir`` (other processes, other hosts on a shared filesystem) share the work:
+    each clip is claimed (:func:`mit_dataset.claims.claim`) before it is generated; a clip another worker is
+    generating is left to it and waited for at the end, and taken over if that worker dies.
+
+    Raises:
+        UnsafeNameError: a test clip id cannot be a file name in ``out_dir`` (e.g. ``../x``), before any work.
+        ValueError: unknown ``clip_ids``, or ``out_dir`` holds predictions made with other settings.
+    """
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
-
-    from covog_diffusers.video_export import export_to_video
 
     state = state or distributed_state()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    test = load_test_split(dataset, config)
+    remove_stale_temporaries(out_dir)
+    remove_stale_claims(out_dir)
+    test = load_test_split(dataset, config, cache_dir=cache_dir)
     specs = clip_specs(test)
+    paths = {s.clip_id: child_path(out_dir, s.clip_id, ".mp4", what="test clip id") for s in specs}
     if clip_ids is not None:
-        unknown = set(clip_ids) - {s.clip_id for s in specs}
+        unknown = set(clip_ids) - set(paths)
         if unknown:
             raise ValueError(f"clip ids not in the test split: {sorted(unknown)}")
         specs = [s for s in specs if s.clip_id in set(clip_ids)]
@@ -192,41 +208,70 @@ def predict_submission(
     _check_settings(out_dir / MANIFEST, settings, overwrite)
     if state.is_main_process:
         atomic_write_text(out_dir / MANIFEST, json.dumps(settings, indent=2) + "\n")
+    started_ns = time.time_ns()
+
+    def finished(spec: ClipSpec) -> bool:
+        path = paths[spec.clip_id]
+        return is_finished(path, spec) and (not overwrite or path.stat().st_mtime_ns >= started_ns)
+
     index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
+    generation = dict(
+        num_frames=num_frames,
+        height=height,
+        width=width,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        seed=seed,
+        **extra,
+    )
     local = PredictSummary(out_dir)
+
+    def run(spec: ClipSpec, blocking: bool) -> bool:
+        """Generate ``spec``'s clip under its claim; False when another worker holds the claim."""
+        path = paths[spec.clip_id]
+        with claim(path, blocking=blocking) as claimed:
+            if not claimed:
+                return False
+            if finished(spec):  # by another worker, meanwhile
+                local.skipped.append(spec.clip_id)
+                return True
+            if path.exists():
+                local.redone.append(spec.clip_id)
+            _generate_clip(pipeline, test[index[spec.clip_id]], spec, path, **generation)
+            local.written.append(spec.clip_id)
+        return True
+
     with state.split_between_processes(specs) as mine, ablations(pipeline, disable_iad, joint_pose):
+        busy_elsewhere = []
         for spec in tqdm(
             mine, desc="predict", unit="clip", disable=not progress or not state.is_main_process
         ):
-            path = out_dir / f"{spec.clip_id}.mp4"
-            if not overwrite and is_finished(path, spec):
+            if finished(spec):
                 local.skipped.append(spec.clip_id)
-                continue
-            if path.exists():
-                local.redone.append(spec.clip_id)
-            row = test[index[spec.clip_id]]
-            inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames, height=height, width=width)
-            generator = torch.Generator(device="cpu").manual_seed(clip_seed(seed, spec.clip_id))
-            output = pipeline(
-                **inputs,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                generator=generator,
-                output_type="np",
-                **extra,
-            )
-            frames = _resize(np.asarray(output.frames[0], dtype=np.float32), spec.height, spec.width)
-            export_to_video(
-                frames,
-                path,
-                fps=spec.fps,
-                audio=inputs.get("audio"),
-                sample_rate=inputs.get("sample_rate", 16_000),
-            )
-            local.written.append(spec.clip_id)
+            elif not run(spec, blocking=False):
+                busy_elsewhere.append(spec)
+        for spec in busy_elsewhere:  # wait for the other worker; take the clip over if it died
+            run(spec, blocking=True)
     summary = PredictSummary(out_dir)
     for part in gather_object([local]):
         summary.written += part.written
         summary.skipped += part.skipped
         summary.redone += part.redone
     return summary
+
+
+def _generate_clip(
+    pipeline, row: dict, spec: ClipSpec, path: Path, *, num_frames, height, width, seed, **call_kwargs
+) -> None:
+    """Run the pipeline on one test row and write its mp4 (resized to the clip's size) atomically."""
+    import torch
+
+    from covog_diffusers.video_export import export_to_video
+
+    inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames, height=height, width=width)
+    generator = torch.Generator(device="cpu").manual_seed(clip_seed(seed, spec.clip_id))
+    output = pipeline(**inputs, generator=generator, output_type="np", **call_kwargs)
+    frames = _resize(np.asarray(output.frames[0], dtype=np.float32), spec.height, spec.width)
+    export_to_video(
+        frames, path, fps=spec.fps, audio=inputs.get("audio"), sample_rate=inputs.get("sample_rate", 16_000)
+    )
