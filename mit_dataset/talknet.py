@@ -11,10 +11,19 @@ end of a short score array reuse the window at its last score, so the result is 
 
 Assignment: each person's frame takes the score of the track whose box overlaps the person's face box most
 in that frame (IoU >= ``min_iou``); frames where no track matches get :data:`MISSING_SCORE` (silent).
+
+Loading: the two files are pickles from a stranger's clip folder, and ``pickle.load`` would run whatever code
+the file names (a ``__reduce__`` calling ``os.system``, ``open``...). They are read with
+:class:`TalkNetUnpickler`, which rebuilds only what the demo writes: lists, dicts, tuples, sets, numbers,
+strings, bytes, numpy arrays, dtypes and scalars (:data:`ALLOWED_GLOBALS`); any other global is refused with
+an error naming the file and the global, before anything is called.
 """
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import importlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -40,8 +49,8 @@ class TalkNetTrack:
 def load_talknet_outputs(
     tracks_path: str | os.PathLike, scores_path: str | os.PathLike
 ) -> list[TalkNetTrack]:
-    """Read the demo's ``tracks.pckl`` / ``scores.pckl``; raises ``ValueError`` naming the file on bad
-    content (the files are pickles: only load ones you trust)."""
+    """Read the demo's ``tracks.pckl`` / ``scores.pckl`` with the restricted :class:`TalkNetUnpickler`;
+    raises ``ValueError`` naming the file on bad or disallowed content (no code in the files ever runs)."""
     tracks_raw = _load_pickle(tracks_path)
     scores_raw = _load_pickle(scores_path)
     if not isinstance(tracks_raw, list) or not isinstance(scores_raw, list):
@@ -66,12 +75,69 @@ def load_talknet_outputs(
     return tracks
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes`` (latin-1 only; no other codec runs)."""
+    if codecs.lookup(encoding).name != "iso8859-1":
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r} (only latin-1)")
+    return codecs.encode(text, "latin-1")
+
+
+def _numpy(module: str, name: str):
+    """A numpy internal by its pickled path (``numpy.core`` in numpy 1 pickles, ``numpy._core`` in numpy 2)."""
+    for candidate in (module.replace("numpy.core", "numpy._core"), module):
+        try:
+            return getattr(importlib.import_module(candidate), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"numpy has no {module}.{name}")
+
+
+#: ``(module, name)`` -> how to get it: the only globals a TalkNet pickle may name (any protocol, numpy 1 or 2).
+ALLOWED_GLOBALS = {
+    **{
+        (module, name): getattr(builtins, name)  # protocol < 3 pickles say __builtin__
+        for module in ("builtins", "__builtin__")
+        for name in ("set", "frozenset", "complex", "bytearray")
+    },
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    **{
+        (f"numpy.{core}.{module}", name): (f"numpy.{core}.{module}", name)
+        for core in ("core", "_core")
+        for module, name in (
+            ("multiarray", "_reconstruct"),
+            ("multiarray", "scalar"),
+            ("numeric", "_frombuffer"),
+        )
+    },
+}
+
+
+class TalkNetUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS` and refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        target = ALLOWED_GLOBALS.get((module, name))
+        if target is None:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a TalkNet file holds only lists, dicts, numbers, strings and "
+                "numpy arrays, and anything else could run code"
+            )
+        return _numpy(*target) if isinstance(target, tuple) else target
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refused a persistent id: TalkNet files have none")
+
+
 def _load_pickle(path: str | os.PathLike):
+    """The object in the pickle at ``path``, rebuilt by :class:`TalkNetUnpickler`; ``ValueError`` naming the
+    file when it is unreadable or names anything outside :data:`ALLOWED_GLOBALS`."""
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable pickle ({error})") from error
+            return TalkNetUnpickler(handle).load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: not a TalkNet pickle ({error})") from error
 
 
 def smooth_track_scores(
