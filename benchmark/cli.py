@@ -41,6 +41,12 @@ def add_commands(sub) -> None:
         "without one FVD is skipped, and the table says so)",
     )
     evaluate.add_argument(
+        "--trust-detector",
+        action="store_true",
+        help="run an I3D TorchScript file whose sha256 is not a verified detector's (TorchScript is code: "
+        "only for files from a source you trust)",
+    )
+    evaluate.add_argument(
         "--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)}"
     )
     evaluate.add_argument("--model-name", default="", help="name of the model in the table / model card")
@@ -115,6 +121,7 @@ def _evaluate(args) -> int:
         config=args.config,
         metrics=metrics,
         i3d_path=args.i3d,
+        trust_detector=args.trust_detector,
         model_name=args.model_name,
         state=state,
         progress=not args.no_progress,

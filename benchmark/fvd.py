@@ -2,12 +2,12 @@
 
 Public API (stable; used by ``benchmark/metrics/fvd`` and the ``mit-bench`` runner):
 
-- ``load_detector(path=None, device=None) -> I3DDetector``: the detector file from ``path`` or the
-  ``MIT_BENCH_I3D`` environment variable. Two formats are recognised from the file itself:
-  the StyleGAN-V TorchScript ``i3d_torchscript.pt`` (kind ``"stylegan-v-torchscript"``, the reference) and an
-  ``InceptionI3d`` state dict such as ``i3d_pretrained_400.pt`` (kind ``"inception-i3d"``, the DisCo / VideoGPT
-  convention, run through :class:`benchmark.i3d.InceptionI3d`). A missing file raises ``FileNotFoundError``
-  saying what to download.
+- ``load_detector(path=None, device=None, features="logits", trust_detector=False) -> I3DDetector``: the
+  detector file from ``path`` or the ``MIT_BENCH_I3D`` environment variable. Two formats are recognised from
+  the file's structure, before anything in it is loaded (:func:`detector_kind`): the StyleGAN-V TorchScript
+  ``i3d_torchscript.pt`` (kind ``"stylegan-v-torchscript"``, the reference) and an ``InceptionI3d`` state dict
+  such as ``i3d_pretrained_400.pt`` (kind ``"inception-i3d"``, the DisCo / VideoGPT convention, run through
+  :class:`benchmark.i3d.InceptionI3d`). A missing file raises ``FileNotFoundError`` saying what to download.
 - ``I3DDetector.__call__(clips) -> torch.Tensor (N, D)``: features of preprocessed clips. ``.name``, ``.kind``,
   ``.feature_dim`` and ``.describe()`` identify it in results.
 - ``preprocess_clips(frames) -> torch.Tensor``: ``(N, T, H, W, 3)`` uint8 (or float in [0, 1]) ->
@@ -21,6 +21,13 @@ Public API (stable; used by ``benchmark/metrics/fvd`` and the ``mit-bench`` runn
   "num_generated_clips", "feature_dim", "detector"}``. FVD depends strongly on N: compare only at equal N and
   with the same detector.
 
+Trust. A TorchScript file is a program: ``torch.jit.load`` runs the code it contains. It is loaded only when its
+sha256 is in :data:`VERIFIED_DETECTORS` or the caller passes ``trust_detector=True`` (``--trust-detector``);
+otherwise :class:`UntrustedDetectorError` says so before the file is touched by torch. A state dict is read with
+``torch.load(weights_only=True)``, which rebuilds tensors and containers only and cannot run code, so it needs
+no trust. Anything else (a random or pickled-code file) is a ``ValueError`` naming the file. The detector's
+sha256 is recorded in every result, so two results are comparable only when it is the same.
+
 Detector conventions. Both detectors get the same input: 16-frame clips resized to 224x224, float in [-1, 1].
 The TorchScript model is called as ``detector(clips, rescale=False, resize=False, return_features=True)`` and
 returns its 400-d pre-softmax logits (what StyleGAN-V and the TF-Hub FVD use). The InceptionI3d state dict
@@ -32,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +55,30 @@ from benchmark.video_loading import VideoInput, describe, iter_frame_chunks, num
 DETECTOR_ENV = "MIT_BENCH_I3D"
 CLIP_LEN = 16
 RESOLUTION = 224
+TORCHSCRIPT_KIND = "stylegan-v-torchscript"
+STATE_DICT_KIND = "inception-i3d"
+
+#: sha256 of the detector files this project has verified -> what the file is. TorchScript files listed here
+#: load without ``trust_detector``. EMPTY ON PURPOSE: the sha256 of StyleGAN-V's ``i3d_torchscript.pt`` and of
+#: ``i3d_pretrained_400.pt`` could not be established from a source we can cite (their publishers state no
+#: checksum, no public code or issue we searched records one, and this project's machines cannot download the
+#: files to hash them). To add one, download
+#: the file from its publisher (i3d_torchscript.pt: the StyleGAN-V release linked from
+#: github.com/universome/stylegan-v), run ``sha256sum``, compare with a second independent copy (e.g. the
+#: copy the StyleGAN-V or a FVD-reference repository ships), and add ``"<sha256>": "<file> (<source>)"``
+#: with the evidence in the commit message.
+VERIFIED_DETECTORS: dict[str, str] = {}
+
 DOWNLOAD_HINT = (
     "FVD needs a Kinetics-400 I3D detector file. Download either the StyleGAN-V TorchScript detector "
     "'i3d_torchscript.pt' (the reference; linked from the StyleGAN-V repository, universome/stylegan-v) or the "
     "InceptionI3d state dict 'i3d_pretrained_400.pt' (used by VideoGPT and DisCo), then pass its path "
     f"(detector_path=... / --i3d PATH) or set the environment variable {DETECTOR_ENV}=PATH."
 )
+
+
+class UntrustedDetectorError(ValueError):
+    """A TorchScript detector file that is neither verified (:data:`VERIFIED_DETECTORS`) nor trusted."""
 
 
 @dataclass
@@ -80,7 +107,7 @@ class I3DDetector:
     def __call__(self, clips: torch.Tensor) -> torch.Tensor:
         """``(N, 3, T, 224, 224)`` float in [-1, 1] -> ``(N, D)`` features."""
         clips = clips.to(self.device, torch.float32)
-        if self.kind == "stylegan-v-torchscript":
+        if self.kind == TORCHSCRIPT_KIND:
             return self.model(clips, rescale=False, resize=False, return_features=True)
         if self.features == "pool":
             return self.model.extract_features(clips)
@@ -106,31 +133,75 @@ def resolve_detector_path(path: str | os.PathLike | None = None) -> Path:
     return resolved
 
 
+def detector_kind(path: str | os.PathLike) -> str:
+    """:data:`TORCHSCRIPT_KIND` or :data:`STATE_DICT_KIND`, read from the file's structure without loading it.
+
+    A TorchScript archive is a zip holding a ``code/`` folder (the serialized program); ``torch.save`` writes
+    a zip without one (or, before torch 1.6, a bare pickle stream starting with the PROTO opcode).
+
+    Raises:
+        ValueError: neither (naming the file).
+    """
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any("/code/" in name or name.startswith("code/") for name in names):
+            return TORCHSCRIPT_KIND
+        if any(name.endswith("data.pkl") for name in names):
+            return STATE_DICT_KIND
+    else:
+        with open(path, "rb") as handle:
+            if handle.read(1) == pickle.PROTO:
+                return STATE_DICT_KIND
+    raise ValueError(
+        f"I3D detector {path}: not a TorchScript archive or a torch state dict file; expected "
+        "i3d_torchscript.pt or i3d_pretrained_400.pt"
+    )
+
+
 def load_detector(
-    path: str | os.PathLike | None = None, device=None, features: str = "logits"
+    path: str | os.PathLike | None = None, device=None, features: str = "logits", trust_detector: bool = False
 ) -> I3DDetector:
-    """Load an FVD detector (TorchScript or InceptionI3d state dict; the format is read from the file)."""
+    """Load an FVD detector (TorchScript or InceptionI3d state dict; the format is read from the file).
+
+    Raises:
+        FileNotFoundError: no file given or it does not exist (saying what to download).
+        UntrustedDetectorError: a TorchScript file whose sha256 is not in :data:`VERIFIED_DETECTORS` and
+            ``trust_detector`` is False (TorchScript is code; nothing of the file was run).
+        ValueError: not a detector file, or a state dict of another network.
+    """
     if features not in ("logits", "pool"):
         raise ValueError(f"features must be 'logits' or 'pool', got {features!r}")
     resolved = resolve_detector_path(path)
+    kind = detector_kind(resolved)
+    sha256 = _sha256(resolved)
     device = (
         torch.device(device)
         if device is not None
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    try:
-        model = torch.jit.load(str(resolved), map_location=device).eval()
-        kind = "stylegan-v-torchscript"
+    if kind == TORCHSCRIPT_KIND:
+        if sha256 not in VERIFIED_DETECTORS and not trust_detector:
+            raise UntrustedDetectorError(
+                f"I3D detector {resolved} is TorchScript (a program torch.jit.load would run) with sha256 "
+                f"{sha256}, which is not a verified detector file; pass --trust-detector (trust_detector=True) "
+                "only if you trust where the file comes from"
+            )
         if features != "logits":
             raise ValueError(
                 f"{resolved}: the TorchScript detector only gives its logits (features='logits')"
             )
-    except RuntimeError:
-        # Not a TorchScript archive: a plain state dict.
+        try:
+            model = torch.jit.load(str(resolved), map_location=device).eval()
+        except RuntimeError as error:
+            raise ValueError(
+                f"I3D detector {resolved}: not a loadable TorchScript archive ({error})"
+            ) from error
+    else:
         model = load_inception_i3d(resolved, device=device)
-        kind = "inception-i3d"
     return I3DDetector(
-        model=model, kind=kind, path=str(resolved), device=device, features=features, sha256=_sha256(resolved)
+        model=model, kind=kind, path=str(resolved), device=device, features=features, sha256=sha256
     )
 
 
@@ -245,8 +316,11 @@ def fvd_from_features(real, generated, detector: I3DDetector | None = None) -> d
 __all__ = [
     "CLIP_LEN",
     "DETECTOR_ENV",
+    "VERIFIED_DETECTORS",
     "I3DDetector",
     "InceptionI3d",
+    "UntrustedDetectorError",
+    "detector_kind",
     "extract_video_features",
     "feature_statistics",
     "frechet_distance",

@@ -7,8 +7,10 @@ Public API (stable):
   averaged over time; ``extract_features(x) -> (N, 1024)`` the pooled features before the logits layer.
   ``x`` is ``(N, 3, T, H, W)`` float in [-1, 1], 224x224 for the pretrained weights. ``width`` < 1 scales every
   layer's channel count (tiny random-init stand-ins for tests and benchmarks; the pretrained file needs 1.0).
-- ``load_inception_i3d(path, device="cpu") -> InceptionI3d``: eval-mode model from a state-dict file; raises
-  ``ValueError`` naming the file and the mismatching keys when it is not an InceptionI3d state dict.
+- ``load_inception_i3d(path, device="cpu") -> InceptionI3d``: eval-mode model from a state-dict file read with
+  ``torch.load(weights_only=True)`` (no code in the file can run); raises ``ValueError`` naming the file when
+  it is not a weights file (e.g. a pickle holding code) or the mismatching keys when it is not an InceptionI3d
+  state dict.
 
 Layer layout: every convolution is a ``Unit3D`` (3-D conv without bias, BatchNorm eps 1e-3, ReLU) with
 TensorFlow "SAME" padding computed from the input size; the network is Conv3d_1a_7x7 (stride 2),
@@ -21,6 +23,7 @@ branches: 1x1x1; 1x1x1 -> 3x3x3; 1x1x1 -> 3x3x3; 3x3x3 max pool -> 1x1x1.
 from __future__ import annotations
 
 import os
+import pickle
 from collections import OrderedDict
 
 import torch
@@ -155,11 +158,17 @@ class InceptionI3d(nn.Module):
 
 def load_inception_i3d(path: str | os.PathLike, device="cpu") -> InceptionI3d:
     """An eval-mode :class:`InceptionI3d` from a state-dict file (full width, 400 classes by default)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ValueError(
+            f"{path}: not a weights file torch.load(weights_only=True) can read (it may hold code, which is "
+            f"refused): {' '.join(str(error).split())[:300]}"
+        ) from error
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise TypeError(f"{path}: not a state dict (got {type(state).__name__})")
+        raise ValueError(f"{path}: not a state dict (got {type(state).__name__})")  # noqa: TRY004
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if "logits.conv3d.weight" not in state or "Conv3d_1a_7x7.conv3d.weight" not in state:
         raise ValueError(

@@ -228,13 +228,15 @@ def _json_safe(row: dict) -> dict:
 class ClipScorer:
     """Per-clip metric values and I3D features (the FVD is a set statistic, computed per table cell)."""
 
-    def __init__(self, metrics=("ssim", "psnr", "speaker_sync", "fvd"), i3d_path=None, device="cpu"):
+    def __init__(
+        self, metrics=("ssim", "psnr", "speaker_sync", "fvd"), i3d_path=None, device="cpu", trust_detector=False
+    ):
         self.metrics = [m for m in METRICS if m in metrics]
         self.device = device
         self.i3d = None
         self.detector_name = ""
         if "fvd" in self.metrics:
-            self.i3d = _load_i3d(i3d_path, device)
+            self.i3d = _load_i3d(i3d_path, device, trust_detector)
             described = self.i3d.describe()
             self.detector_name = f"{described['name']}, {described['kind']}, sha256 {described['sha256']}"
 
@@ -282,10 +284,10 @@ def _speaker_sync(prediction: np.ndarray, row: dict) -> float | None:
     return speaker_sync.clip_speaker_sync(prediction, row)
 
 
-def _load_i3d(path, device):
+def _load_i3d(path, device, trust_detector=False):
     from .fvd import load_detector
 
-    return load_detector(path, device=device)
+    return load_detector(path, device=device, trust_detector=trust_detector)
 
 
 def _i3d_features(detector, frames: np.ndarray) -> np.ndarray:
@@ -433,6 +435,7 @@ def evaluate_submission(
     config: str | None = None,
     metrics=("ssim", "psnr", "fvd", "speaker_sync"),
     i3d_path: str | None = None,
+    trust_detector: bool = False,
     model_name: str = "",
     state=None,
     progress: bool = True,
@@ -453,7 +456,7 @@ def evaluate_submission(
     report = validate_submission(predictions_dir, specs)
     valid = set(report.valid)
     state = state or distributed_state()
-    scorer = ClipScorer(metrics, i3d_path=i3d_path, device=state.device)
+    scorer = ClipScorer(metrics, i3d_path=i3d_path, device=state.device, trust_detector=trust_detector)
     scored = score_clips(
         test, predictions_dir, [s for s in specs if s.clip_id in valid], scorer, state, progress
     )

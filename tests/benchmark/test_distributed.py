@@ -33,7 +33,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     torch.set_num_threads(1)  # as each torchrun worker (OMP_NUM_THREADS=1): the same float32 summation order
     try:
         single, _ = evaluate_submission(
-            str(tmp_path / "dataset"), noisy, i3d_path=str(detector), progress=False
+            str(tmp_path / "dataset"), noisy, i3d_path=str(detector), trust_detector=True, progress=False
         )
     finally:
         torch.set_num_threads(threads)
@@ -41,7 +41,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "mit_talk.cli", "mit-bench", "evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(noisy),
-        "--out", str(out), "--i3d", str(detector), "--no-progress",
+        "--out", str(out), "--i3d", str(detector), "--trust-detector", "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(

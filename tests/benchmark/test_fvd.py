@@ -110,7 +110,7 @@ def test_preprocess_and_clip_layout():
 
 
 def test_torchscript_detector_is_called_with_the_stylegan_v_convention(detector_files, videos):
-    detector = load_detector(detector_files[0], device="cpu")
+    detector = load_detector(detector_files[0], device="cpu", trust_detector=True)
     assert detector.kind == "stylegan-v-torchscript" and detector.feature_dim == 400
     features = extract_video_features(videos["real"], detector)  # the stand-in raises on any other convention
     assert features.shape == (4, 400) and features.dtype == np.float64
@@ -147,14 +147,17 @@ def test_missing_detector_names_what_to_download(monkeypatch, tmp_path):
 def test_too_short_video_is_rejected(detector_files, tmp_path):
     short = write_video(tmp_path / "short.mp4", np.zeros((10, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="fewer than one 16-frame clip"):
-        extract_video_features([short], load_detector(detector_files[0], device="cpu"))
+        extract_video_features([short], load_detector(detector_files[0], device="cpu", trust_detector=True))
 
 
 def test_evaluate_load_fvd(detector_files, videos, monkeypatch):
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
     fvd = evaluate.load(benchmark.metrics.path("fvd"))
     same = fvd.compute(
-        predictions=videos["real"], references=videos["real"], detector_path=str(detector_files[0])
+        predictions=videos["real"],
+        references=videos["real"],
+        detector_path=str(detector_files[0]),
+        trust_detector=True,
     )
     assert abs(same["fvd"]) < 1e-6
     assert same["num_real_clips"] == same["num_generated_clips"] == 4 and same["clip_len"] == 16
@@ -163,11 +166,16 @@ def test_evaluate_load_fvd(detector_files, videos, monkeypatch):
         and same["detector"]["name"] == "i3d_torchscript.pt"
     )
     different = fvd.compute(
-        predictions=videos["fake"], references=videos["real"], detector_path=str(detector_files[0])
+        predictions=videos["fake"],
+        references=videos["real"],
+        detector_path=str(detector_files[0]),
+        trust_detector=True,
     )
     assert different["fvd"] > 1.0
 
     monkeypatch.setenv(DETECTOR_ENV, str(detector_files[0]))  # the environment variable gives the detector
-    result = fvd.compute(predictions=videos["fake"], references=videos["real"], max_clips_per_video=1)
+    result = fvd.compute(
+        predictions=videos["fake"], references=videos["real"], max_clips_per_video=1, trust_detector=True
+    )
     assert result["num_real_clips"] == result["num_generated_clips"] == 2
     assert np.isfinite(result["fvd"]) and result["fvd"] >= 0

@@ -98,8 +98,12 @@ def _gt_bytes(split, clip_id):
 
 
 def test_fvd_with_a_user_supplied_detector(split, perfect, noisy, detector):
-    same, _ = evaluate_submission(split, perfect, metrics=("fvd",), i3d_path=str(detector), progress=False)
-    worse, _ = evaluate_submission(split, noisy, metrics=("fvd",), i3d_path=str(detector), progress=False)
+    same, _ = evaluate_submission(
+        split, perfect, metrics=("fvd",), i3d_path=str(detector), trust_detector=True, progress=False
+    )
+    worse, _ = evaluate_submission(
+        split, noisy, metrics=("fvd",), i3d_path=str(detector), trust_detector=True, progress=False
+    )
     assert same.metrics == ["fvd"] and not same.skipped
     assert same.row()["fvd_n"] == 4 and same.row("easy", "all")["fvd_n"] == 2
     assert same.row()["fvd"] == pytest.approx(0.0, abs=1e-6)

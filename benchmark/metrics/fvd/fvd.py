@@ -21,6 +21,8 @@ Args:
     predictions (`list` of `str`): paths of the generated videos.
     references (`list` of `str`): paths of the real videos.
     detector_path (`str`, optional): I3D file; default $MIT_BENCH_I3D.
+    trust_detector (`bool`, default False): run a TorchScript detector whose sha256 is not a verified
+        detector's (TorchScript is code). State-dict detectors never need it.
     features (`str`): "logits" (default) or "pool" (InceptionI3d state dict only).
     clip_len (`int`): frames per clip, default 16.
     max_clips_per_video (`int`, optional): default all non-overlapping clips.
@@ -69,10 +71,13 @@ class Fvd(evaluate.Metric):
         max_clips_per_video=None,
         batch_size=8,
         device=None,
+        trust_detector=False,
     ):
-        key = (detector_path, features, device)
+        key = (detector_path, features, device, trust_detector)
         if key not in _DETECTORS:
-            _DETECTORS[key] = load_detector(detector_path, device=device, features=features)
+            _DETECTORS[key] = load_detector(
+                detector_path, device=device, features=features, trust_detector=trust_detector
+            )
         detector = _DETECTORS[key]
         options = {"clip_len": clip_len, "max_clips_per_video": max_clips_per_video, "batch_size": batch_size}
         real = extract_video_features(references, detector, **options)
