@@ -17,14 +17,6 @@ def split(tmp_path_factory):
     return make_test_split(tmp_path_factory.mktemp("gt"), clips=CLIPS, num_frames=8, width=48, height=32)
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    tiny = pytest.importorskip("covog_diffusers.tiny")
-    pipe = tiny.create_tiny_pipeline(seed=0, randomize_zero_init=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def test_predict_writes_a_valid_submission_and_resumes(split, pipeline, tmp_path):
     out = tmp_path / "pred"
     first = predict_submission(pipeline, split, out, **FAST)

@@ -31,14 +31,6 @@ def split(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pipeline():
-    tiny = pytest.importorskip("covog_diffusers.tiny")
-    pipe = tiny.create_tiny_pipeline(seed=0, randomize_zero_init=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
 def saved(split, pipeline, tmp_path_factory):
     root = tmp_path_factory.mktemp("saved")
     pipeline.save_pretrained(root / "model")
