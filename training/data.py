@@ -39,18 +39,18 @@ def load_split(dataset: str, name: str | None, split: str, cache_dir: str | None
     return loaded[split], loaded
 
 
-def check_clip_lengths(split_dataset, span: int, dataset: str, drop_short: bool) -> None:
-    """ValueError listing the clips shorter than ``span`` frames (unless ``drop_short`` and some are long)."""
+def check_clip_lengths(split_dataset, span: int, dataset: str) -> None:
+    """ValueError listing the clips shorter than ``span`` frames (``data.drop_short`` leaves them out instead:
+    the view then raises only when no clip is long enough)."""
     lengths = np.asarray(split_dataset["num_frames"])
     short = np.nonzero(lengths < span)[0]
-    if len(short) == 0 or (drop_short and len(short) < len(lengths)):
+    if len(short) == 0:
         return
     ids = [split_dataset[int(i)]["clip_id"] for i in short[:5]]
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-    hint = "no clip is long enough" if drop_short else "use fewer data.num_frames, or data.drop_short: true"
     raise ValueError(
         f"data.dataset {dataset}: clip(s) {ids}{more} have {int(lengths[short[0]])} frames, fewer than the "
-        f"{span} a sample needs (num_frames x stride); {hint}"
+        f"{span} a sample needs (num_frames x stride); use fewer data.num_frames, or data.drop_short: true"
     )
 
 

@@ -95,7 +95,8 @@ def prepare_run(config: TrainConfig, resume: str | None = None) -> Run:
         raise ValueError(f"stage {config.stage} has nothing to train in this pipeline")
     split, loaded = load_split(config.data.dataset, config.data.name, config.data.split, config.data.cache_dir)
     view = build_view(split, config, config.training.seed)
-    check_clip_lengths(split, view.span, config.data.dataset, config.data.drop_short)
+    if not config.data.drop_short:
+        check_clip_lengths(split, view.span, config.data.dataset)
     loader = build_loader(view, config.training.batch_size, config.data.num_workers, accelerator.num_processes)
     run = Run(config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio)
     run.validation = validation_row(loaded, config)  # at every validation_steps and at the end
@@ -260,9 +261,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
             result["saved"] = str(save_lora_adapter(pipe, output, config, result))
         else:
             result["saved"] = str(save_pipeline(pipe, output, config, result))
-        if run.validation is not None:
-            _validate(run, None, accelerator, global_step, validation_inputs, None)
-    accelerator.wait_for_everyone()
+    _validate(run, None, accelerator, global_step, validation_inputs, None)  # every process: it synchronises
     accelerator.end_training()
     return result
 

@@ -4,9 +4,13 @@
 message that names the argument *before* any model runs, then returns a :class:`CovOGInputs` that renders pose
 maps and face masks window by window, so memory does not grow with the video length.
 
-Coordinates: keypoints and face boxes are in the pixel space of ``keypoint_size = (H0, W0)`` (by default the
-reference image's original size, i.e. the clip's pixels for MIT data) and are scaled to the output
-``height x width``, the same independent x/y scaling that resizes the reference image.
+Geometry: the project's one transform (:class:`mit_dataset.geometry.FrameTransform`, DESIGN decision 8) brings
+every input to the output ``height x width``: scale to cover it keeping the aspect ratio, then crop the centre,
+exactly what the training view (:class:`mit_dataset.torch_view.MITVideoDataset`) does. Keypoints and face boxes
+are in the pixel space of ``keypoint_size = (H0, W0)`` (by default the reference image's original size, i.e.
+the clip's pixels for MIT data) and go through ``FrameTransform.cover(H0, W0, height, width)``; the reference
+image and pre-rendered pose maps go through the cover transform of their own size. A model trained on cropped
+frames is thus never run on stretched ones.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from mit_dataset.geometry import FrameTransform
 from mit_dataset.keypoints import NUM_KEYPOINTS, head_box
 
 #: Audio may differ from the poses by at most this many frames (mp4 encoder padding) before it is an error.
@@ -81,6 +85,12 @@ def _maps_to_float(maps: np.ndarray) -> np.ndarray:
     return maps.astype(np.float32) / 255.0 if maps.dtype == np.uint8 else maps.astype(np.float32)
 
 
+def cover_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N, C, h, w)`` frames (uint8 or float) brought to ``height x width`` by the project's cover + centre
+    crop (:meth:`mit_dataset.geometry.FrameTransform.cover`)."""
+    return FrameTransform.cover(*frames.shape[-2:], height, width).apply_frames(frames)
+
+
 def box_coverage_masks(boxes: np.ndarray, height: int, width: int, grid_h: int, grid_w: int) -> np.ndarray:
     """Soft masks ``(..., grid_h, grid_w)``: the fraction of each grid cell covered by xyxy ``boxes`` (``(..., 4)``,
     pixels of a ``height x width`` image). NaN boxes (face not visible) give empty masks."""
@@ -104,7 +114,7 @@ def box_coverage_masks(boxes: np.ndarray, height: int, width: int, grid_h: int, 
 class CovOGInputs:
     """Validated inputs at the output size; pose maps and masks are made per window."""
 
-    reference_image: np.ndarray  # (H, W, 3) uint8, resized to (height, width)
+    reference_image: np.ndarray  # (H, W, 3) uint8 at (height, width): cover + centre crop
     reference_pose_maps: np.ndarray  # (P, 3, H, W) float32 in [0, 1]
     speaking_scores: np.ndarray  # (P, F) float32 in [-1, 1]
     audio: np.ndarray  # (S,) float32 mono, covering num_frames
@@ -134,7 +144,7 @@ class CovOGInputs:
             maps = torch.from_numpy(_maps_to_float(self.pose_maps[:, start:end])).transpose(0, 1)
         if tuple(maps.shape[-2:]) != (self.height, self.width):
             n, p = maps.shape[:2]
-            maps = F.interpolate(maps.flatten(0, 1), size=(self.height, self.width), mode="bilinear")
+            maps = cover_frames(maps.flatten(0, 1), self.height, self.width)
             maps = maps.reshape(n, p, 3, self.height, self.width)
         return maps
 
@@ -183,7 +193,7 @@ def prepare_inputs(
     kp_h, kp_w = (src_h, src_w) if keypoint_size is None else (int(keypoint_size[0]), int(keypoint_size[1]))
     if kp_h <= 0 or kp_w <= 0:
         raise ValueError(f"keypoint_size must be a positive (height, width), got {keypoint_size}")
-    scale = np.array([width / kp_w, height / kp_h], dtype=np.float32)
+    to_output = FrameTransform.cover(kp_h, kp_w, height, width)  # keypoints and boxes -> output pixels
 
     # Poses.
     if poses is None:
@@ -287,7 +297,7 @@ def prepare_inputs(
             raise ValueError(
                 f"face_boxes must be ({persons}, {pose_frames}, 4), got shape {face_boxes.shape}"
             )
-        face_boxes = face_boxes[:, :num_frames] * np.tile(scale, 2)
+        face_boxes = to_output.apply_boxes(face_boxes[:, :num_frames])
     elif pose_kind == "keypoints":
         face_boxes = None  # computed below from the scaled keypoints
     elif need_face_boxes:
@@ -297,8 +307,7 @@ def prepare_inputs(
 
     pose_keypoints = pose_maps = None
     if pose_kind == "keypoints":
-        pose_keypoints = poses[:, :num_frames].astype(np.float32).copy()
-        pose_keypoints[..., :2] *= scale
+        pose_keypoints = to_output.apply_points(poses[:, :num_frames])
         if face_boxes is None:
             face_boxes = head_box(pose_keypoints)
     else:
@@ -306,15 +315,12 @@ def prepare_inputs(
     if ref_kind == "keypoints":
         from mit_dataset.pose_render import render_pose_maps
 
-        ref_kp = reference_poses.astype(np.float32).copy()
-        ref_kp[..., :2] *= scale
+        ref_kp = to_output.apply_points(reference_poses)
         ref_maps = render_pose_maps(ref_kp, height, width).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     else:
         ref_maps = _maps_to_float(reference_poses)
         if ref_maps.shape[-2:] != (height, width):
-            ref_maps = F.interpolate(
-                torch.from_numpy(ref_maps), size=(height, width), mode="bilinear"
-            ).numpy()
+            ref_maps = cover_frames(torch.from_numpy(ref_maps), height, width).numpy()
 
     if speaking_scores is None:
         from mit_dataset.vad import speaking_scores_from_tracks
@@ -323,7 +329,8 @@ def prepare_inputs(
     speaking_scores = np.clip(speaking_scores[:, :num_frames], -1.0, 1.0).astype(np.float32)
 
     if (src_h, src_w) != (height, width):
-        image = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+        frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        image = cover_frames(frame, height, width)[0].permute(1, 2, 0).numpy()
     return CovOGInputs(
         reference_image=image,
         reference_pose_maps=ref_maps,

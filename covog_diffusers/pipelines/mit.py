@@ -3,6 +3,11 @@
 ``row["video"]`` is a torchcodec ``VideoDecoder`` (or a path / ``{"path", "bytes"}`` dict), ``row["audio"]`` an
 ``AudioDecoder`` (or ``{"array", "sampling_rate"}``); ``row["persons"]`` lists the persons with ``keypoints``
 ``(F, 59, 3)`` in clip pixels and ``speaking_score`` ``(F,)`` in [-1, 1].
+
+Geometry: the inputs stay in clip pixels (``keypoint_size`` = the clip's size) and the pipeline brings frame,
+poses and face boxes to the output size with the project's one transform (scale to cover, centre crop:
+:class:`mit_dataset.geometry.FrameTransform`), the transform the training view applies, so a keypoint lands on
+the same latent cell in training and in generation (``tests/training/test_train_geometry.py``).
 """
 
 from __future__ import annotations

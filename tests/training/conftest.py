@@ -7,7 +7,6 @@ across processes (same float summation order), and a loaded 2-core machine does 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ def tiny_config(tmp_path, synthetic_dataset_dir, one_thread):
     return make
 
 
+@pytest.fixture
 def subprocess_env() -> dict:
     """Environment for ``covog train`` subprocesses: this tree first, one thread, offline."""
     return {
@@ -50,5 +50,14 @@ def subprocess_env() -> dict:
     }
 
 
-def train_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "training.cli", *args]
+@pytest.fixture
+def train_args(synthetic_dataset_dir, tmp_path):
+    """``train_args(stage, *overrides, name="run") -> argv`` for ``-m training.cli`` on the synthetic dataset."""
+
+    def make(stage: int = 1, *overrides: str, name: str = "run") -> list[str]:
+        return [
+            "--config", str(CONFIGS / f"tiny-stage{stage}.yaml"), f"data.dataset={synthetic_dataset_dir}",
+            f"output.dir={tmp_path / name}", *overrides,
+        ]  # fmt: skip
+
+    return make
