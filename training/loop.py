@@ -24,6 +24,7 @@ from mit_dataset.atomic import atomic_write_text
 
 from .checkpointing import check_resumable, resolve_resume, save_checkpoint
 from .components import (
+    TRAINED_COMPONENTS,
     check_resolution,
     load_pipeline,
     model_fingerprint,
@@ -56,6 +57,7 @@ class Run:
     resume_from: Path | None = None
     resume_state: dict = field(default_factory=dict)
     validation: tuple | None = None  # (split, row)
+    validation_during_training: bool = True
 
 
 def make_accelerator(config: TrainConfig):
@@ -78,7 +80,7 @@ def make_accelerator(config: TrainConfig):
 
 def prepare_run(config: TrainConfig, resume: str | None = None) -> Run:
     """Load and check everything before the first step; nothing is written (errors name the input)."""
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
 
     accelerator = make_accelerator(config)
     set_seed(config.training.seed)
@@ -100,6 +102,11 @@ def prepare_run(config: TrainConfig, resume: str | None = None) -> Run:
     loader = build_loader(view, config.training.batch_size, config.data.num_workers, accelerator.num_processes)
     run = Run(config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio)
     run.validation = validation_row(loaded, config)  # at every validation_steps and at the end
+    if accelerator.distributed_type == DistributedType.FSDP:
+        if config.training.use_ema:
+            raise ValueError("training.use_ema is not supported with FSDP (the EMA copy would be unsharded)")
+        # Sharded weights cannot run the pipeline on one process: validate once, on the gathered result.
+        run.validation_during_training = False
     run.resume_from = resolve_resume(resume, config.output.dir)
     if run.resume_from is not None:
         run.resume_state = check_resumable(run.resume_from, config.to_dict(), fingerprint)
@@ -232,7 +239,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
             if global_step % config.output.checkpointing_steps == 0 or global_step == cfg.max_steps:
                 save_checkpoint(accelerator, output, global_step, state, config.output.checkpoints_total_limit)
             steps = config.output.validation_steps
-            if run.validation is not None and steps and global_step % steps == 0 and global_step < cfg.max_steps:
+            if run.validation_during_training and steps and global_step % steps == 0 and global_step < cfg.max_steps:
                 validation_inputs = _validate(run, model, accelerator, global_step, validation_inputs, ema)
             if global_step >= cfg.max_steps:
                 break
@@ -246,6 +253,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
     unwrapped.release()
     if ema is not None:
         ema.copy_to(run.params)
+    pipe = run.pipe = _gathered_pipeline(run, accelerator, model)
     result = {
         "command": command,
         "steps": global_step,
@@ -256,7 +264,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
         "output_dir": str(output),
     }
     if accelerator.is_main_process:
-        unwrapped.eval()
+        pipe.denoising_unet.eval()
         if config.model.lora_rank is not None:
             result["saved"] = str(save_lora_adapter(pipe, output, config, result))
         else:
@@ -264,6 +272,30 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
     _validate(run, None, accelerator, global_step, validation_inputs, None)  # every process: it synchronises
     accelerator.end_training()
     return result
+
+
+def _gathered_pipeline(run, accelerator, model):
+    """The pipeline holding the final weights on the main process. Under FSDP the trained modules hold shards:
+    the full state dict is gathered (``accelerator.get_state_dict``) into a freshly loaded pipeline."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return run.pipe
+    state = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return run.pipe
+    config = run.config
+    pipe = load_pipeline(config.model.pretrained, config.model.vae, seed=config.training.seed)
+    if config.model.lora_rank is not None:
+        from .lora import add_lora_adapters
+
+        add_lora_adapters(pipe, config.model.lora_rank, config.model.lora_alpha)
+    holder = torch.nn.Module()
+    for name in TRAINED_COMPONENTS:
+        if getattr(pipe, name, None) is not None:
+            holder.add_module(name, getattr(pipe, name))
+    holder.load_state_dict(state)
+    return pipe
 
 
 def _validate(run, model, accelerator, step, inputs, ema):

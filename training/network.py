@@ -102,15 +102,14 @@ class CovOGTrainingModel(nn.Module):
                 face_masks=face_masks,
                 person_mask=person_mask,
             )
+        # The bank stays filled until the next write: gradient checkpointing re-runs the DenoisingNet's
+        # attention during backward, and it must read the same reference tokens and dropout mask again.
         bypass = motion_modules_bypassed(self.denoising_unet) if self.bypass_motion_modules else contextlib.nullcontext()
-        try:
-            with bypass:
-                return self.denoising_unet(
-                    noisy_latents.to(unet_dtype),
-                    timesteps,
-                    encoder_hidden_states=embeds,
-                    return_dict=False,
-                    **conditions,
-                )[0]
-        finally:
-            self.control.bank.clear()  # the autograd graph keeps what backward needs
+        with bypass:
+            return self.denoising_unet(
+                noisy_latents.to(unet_dtype),
+                timesteps,
+                encoder_hidden_states=embeds,
+                return_dict=False,
+                **conditions,
+            )[0]

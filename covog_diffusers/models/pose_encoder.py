@@ -85,7 +85,7 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
             # Encode only the valid persons, then scatter-add each one into its sample.
             features = self.encode_single(pose_maps.reshape(n * p, c, h, w)[flat_mask])
             sample_index = torch.arange(n, device=pose_maps.device).repeat_interleave(p)[flat_mask]
-            out = out.index_add(0, sample_index, features)
+            out = out.index_add(0, sample_index, features.to(out.dtype))  # autocast may give bf16
         return out
 
     def encode_frames(self, pose_maps: torch.Tensor, person_mask: torch.Tensor | None = None) -> torch.Tensor:

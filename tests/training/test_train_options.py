@@ -1,0 +1,66 @@
+"""Training options: gradient checkpointing gives the same gradients (including the ReferenceNet's, which
+reach it through the reference bank); bf16 + EMA + tensorboard + validation videos run end to end."""
+
+from __future__ import annotations
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from covog_diffusers.tiny import create_tiny_pipeline
+from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
+from training.components import set_trainable, stage_trainable
+from training.losses import noise_scheduler_for, weighted_mse
+from training.loop import train
+from training.network import CovOGTrainingModel
+from training.step import prepare_step, step_generator
+
+
+def gradients(config, batch, checkpointing: bool) -> dict[str, torch.Tensor]:
+    pipe = create_tiny_pipeline(seed=0, randomize_zero_init=True)
+    set_trainable(pipe, stage_trainable(pipe, config.stage))
+    if checkpointing:
+        pipe.reference_unet.enable_gradient_checkpointing()
+        pipe.denoising_unet.enable_gradient_checkpointing()
+    model = CovOGTrainingModel(
+        pipe.reference_unet, pipe.denoising_unet, pipe.pose_guider, pipe.pose_adaptor, pipe.audio_projection,
+        bypass_motion_modules=True,
+    ).train()  # fmt: skip
+    inputs, target, weights = prepare_step(
+        pipe, noise_scheduler_for(pipe), batch, config, step_generator(0, 0, 0, "cpu"), "cpu", use_audio=False
+    )
+    inputs["keep_reference"] = torch.ones_like(inputs["keep_reference"])
+    weighted_mse(model(**inputs), target, weights).backward()
+    model.release()
+    return {f"{n}.{k}": p.grad for n in ("reference_unet", "denoising_unet") for k, p in getattr(pipe, n).named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, synthetic_dataset_dir):
+    import datasets
+
+    config = tiny_config(1)
+    split = datasets.load_dataset(str(synthetic_dataset_dir), split="train")
+    view = MITVideoDataset(split, num_frames=1, height=32, width=64, mask_factors=(), window="first")
+    batch = collate_mit_batch([view[0], view[1]])
+    plain, checkpointed = gradients(config, batch, False), gradients(config, batch, True)
+    assert plain.keys() == checkpointed.keys()
+    assert any(name.startswith("reference_unet.down_blocks") for name in plain)
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_ema_tensorboard_and_validation_videos(tiny_config, tmp_path):
+    config = tiny_config(
+        2, "training.max_steps=2", "training.mixed_precision=bf16", "training.use_ema=true",
+        "model.gradient_checkpointing=true", "output.report_to=tensorboard", "output.validation_steps=1",
+        "output.logging_steps=1",
+    )  # fmt: skip
+    result = train(config)
+    run = tmp_path / "run"
+    assert result["steps"] == 2 and (run / "pipeline" / "model_index.json").is_file()
+    assert {p.name for p in (run / "validation").iterdir()} == {"step-1.mp4", "step-2.mp4"}
+    assert (run / "checkpoints" / "checkpoint-2" / "custom_checkpoint_0.pkl").is_file()  # the EMA state
+    events = EventAccumulator(str(next((run / "logs").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert {"loss", "lr", "grad_norm", "samples_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss")] == [1, 2]
+    assert "validation" in events.Tags()["images"]
