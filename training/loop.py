@@ -78,8 +78,9 @@ def make_accelerator(config: TrainConfig):
     )
 
 
-def prepare_run(config: TrainConfig, resume: str | None = None) -> Run:
-    """Load and check everything before the first step; nothing is written (errors name the input)."""
+def prepare_run(config: TrainConfig, resume: str | None = None, dataloader=None) -> Run:
+    """Load and check everything before the first step; nothing is written (errors name the input).
+    ``dataloader`` replaces the one built from ``config.data`` (benchmarks feed batches from memory)."""
     from accelerate.utils import DistributedType, set_seed
 
     accelerator = make_accelerator(config)
@@ -99,7 +100,7 @@ def prepare_run(config: TrainConfig, resume: str | None = None) -> Run:
     view = build_view(split, config, config.training.seed)
     if not config.data.drop_short:
         check_clip_lengths(split, view.span, config.data.dataset)
-    loader = build_loader(view, config.training.batch_size, config.data.num_workers, accelerator.num_processes)
+    loader = dataloader or build_loader(view, config.training.batch_size, config.data.num_workers, accelerator.num_processes)
     run = Run(config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio)
     run.validation = validation_row(loaded, config)  # at every validation_steps and at the end
     if accelerator.distributed_type == DistributedType.FSDP:
@@ -123,13 +124,14 @@ def _frozen_to(pipe, device, dtype) -> None:
                 module.to(dtype)
 
 
-def train(config: TrainConfig, resume: str | None = None, command: str = "covog train") -> dict:
-    """Train; returns a summary (steps, final loss, seconds, output folder). See the module docstring."""
+def train(config: TrainConfig, resume: str | None = None, command: str = "covog train", dataloader=None) -> dict:
+    """Train; returns a summary (steps, final loss, seconds, steps/s after the first step, output folder,
+    saved pipeline/adapter folder). See the module docstring; ``dataloader``: see :func:`prepare_run`."""
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    run = prepare_run(config, resume)
+    run = prepare_run(config, resume, dataloader)
     accelerator, pipe, cfg = run.accelerator, run.pipe, config.training
     output = Path(config.output.dir)
     accelerator.print(f"stage {config.stage}: trainable / frozen parameters\n{parameter_table(pipe)}")
@@ -194,6 +196,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
     )
     window_loss, window_samples, window_start = [], 0, time.perf_counter()
     last_loss = float("nan")
+    step_times = []  # when each optimizer step of this session finished (throughput after the first)
     epoch = first_epoch
     while global_step < cfg.max_steps:
         loader.set_epoch(epoch)
@@ -224,6 +227,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            step_times.append(time.perf_counter())
             progress.update(1)
             if ema is not None:
                 ema.step(run.params)
@@ -259,6 +263,7 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
         "steps": global_step,
         "final_loss": last_loss,
         "seconds": time.perf_counter() - started,
+        "steps_per_s": (len(step_times) - 1) / (step_times[-1] - step_times[0]) if len(step_times) > 1 else None,
         "num_clips": len(run.view),
         "num_processes": accelerator.num_processes,
         "output_dir": str(output),
