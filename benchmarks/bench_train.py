@@ -41,7 +41,9 @@ def make_dataset(folder: Path, clips: int, seconds: float) -> Path:
     from mit_dataset.hub import write_dataset_folder
     from mit_dataset.synthetic import generate_records
 
-    records = generate_records(folder / "raw", clips, seed=0, width=256, height=144, seconds=seconds, progress=False)
+    records = generate_records(
+        folder / "raw", clips, seed=0, width=256, height=144, seconds=seconds, progress=False
+    )
     return write_dataset_folder(records, folder / "mit", progress=False)
 
 
@@ -90,7 +92,9 @@ def worker(spec: dict) -> dict:
     from training.loop import train
 
     torch.set_num_threads(spec["threads"])
-    config = config_for(Path(spec["dataset"]), Path(spec["out"]), spec["steps"], spec["checkpointing"], spec["workers"])
+    config = config_for(
+        Path(spec["dataset"]), Path(spec["out"]), spec["steps"], spec["checkpointing"], spec["workers"]
+    )
     loader = in_memory_loader(config, spec["steps"]) if spec["memory"] else None
     before = rss_mb()
     result = train(config, dataloader=loader)
@@ -102,7 +106,11 @@ def run_worker(spec: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}  # fmt: skip
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode:
         raise RuntimeError(f"worker {spec} failed:\n{done.stderr[-3000:]}")
@@ -159,7 +167,9 @@ def full_size_step_ratio(device: str, dtype: torch.dtype, tiny: bool, rounds: in
             "person_mask": torch.ones(1, persons, dtype=torch.bool, device=device),
         }
         if use_audio:
-            x["audio_features"] = torch.randn(1, frames, proj.num_layers, proj.feature_dim, device=device, dtype=dtype)
+            x["audio_features"] = torch.randn(
+                1, frames, proj.num_layers, proj.feature_dim, device=device, dtype=dtype
+            )
             x["speaking_scores"] = torch.rand(1, persons, frames, device=device, dtype=dtype) * 2 - 1
             x["face_masks"] = torch.rand(1, persons, frames, h, w, device=device, dtype=dtype)
         return x
@@ -185,7 +195,9 @@ def full_size_step_ratio(device: str, dtype: torch.dtype, tiny: bool, rounds: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer steps and clips (smoke run)")
     parser.add_argument("--steps", type=int, default=12, help="training steps per measured run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
@@ -195,7 +207,9 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     steps = 4 if args.quick else args.steps
-    print(f"# bench_train: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(
+        f"# bench_train: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         dataset = make_dataset(Path(tmp), clips=8, seconds=1.2 if args.quick else 2.0)
@@ -203,14 +217,40 @@ def main() -> None:
         real = run_worker({**spec, "out": f"{tmp}/real", "memory": False, "workers": 2})
         memory = run_worker({**spec, "out": f"{tmp}/memory", "memory": True, "workers": 0})
         ratio = real["steps_per_s"] / memory["steps_per_s"]
-        rows.append(("(a) loader, 2 workers vs in-memory batches", f"{real['steps_per_s']:.2f} vs {memory['steps_per_s']:.2f} steps/s = {ratio:.2f}", ">= 0.9"))
-        checkpointed = run_worker({**spec, "out": f"{tmp}/gc", "memory": True, "workers": 0, "checkpointing": True})
-        rows.append(("(b) peak RSS growth, no GC vs gradient checkpointing", f"{memory['peak_growth_mb']:.0f} vs {checkpointed['peak_growth_mb']:.0f} MB", "report"))
+        rows.append(
+            (
+                "(a) loader, 2 workers vs in-memory batches",
+                f"{real['steps_per_s']:.2f} vs {memory['steps_per_s']:.2f} steps/s = {ratio:.2f}",
+                ">= 0.9",
+            )
+        )
+        checkpointed = run_worker(
+            {**spec, "out": f"{tmp}/gc", "memory": True, "workers": 0, "checkpointing": True}
+        )
+        rows.append(
+            (
+                "(b) peak RSS growth, no GC vs gradient checkpointing",
+                f"{memory['peak_growth_mb']:.0f} vs {checkpointed['peak_growth_mb']:.0f} MB",
+                "report",
+            )
+        )
     if torch.cuda.is_available():
         covog, ablation = full_size_step_ratio("cuda", torch.bfloat16, tiny=False)
-        rows.append(("(c) full-size stage 2 step, CovOG vs without MPE/IAD (CUDA bf16)", f"{covog * 1e3:.0f} vs {ablation * 1e3:.0f} ms = {covog / ablation:.2f}x", "<= 1.15x"))
+        rows.append(
+            (
+                "(c) full-size stage 2 step, CovOG vs without MPE/IAD (CUDA bf16)",
+                f"{covog * 1e3:.0f} vs {ablation * 1e3:.0f} ms = {covog / ablation:.2f}x",
+                "<= 1.15x",
+            )
+        )
     else:
-        rows.append(("(c) full-size stage 2 step, CovOG vs without MPE/IAD (CUDA bf16)", "skipped: no CUDA device", "<= 1.15x"))
+        rows.append(
+            (
+                "(c) full-size stage 2 step, CovOG vs without MPE/IAD (CUDA bf16)",
+                "skipped: no CUDA device",
+                "<= 1.15x",
+            )
+        )
         if args.quick:
             covog, ablation = full_size_step_ratio("cpu", torch.float32, tiny=True, rounds=2)
             rows.append(("(c') the same code, tiny model on the CPU (smoke)", f"{covog / ablation:.2f}x", ""))

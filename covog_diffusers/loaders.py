@@ -20,7 +20,7 @@ from diffusers.loaders.lora_base import LoraBaseMixin, _fetch_state_dict
 class CovOGLoraLoaderMixin(LoraBaseMixin):
     """Load/save LoRA layers of the ReferenceNet and the DenoisingNet."""
 
-    _lora_loadable_modules = ["denoising_unet", "reference_unet"]
+    _lora_loadable_modules = ("denoising_unet", "reference_unet")
 
     @classmethod
     def lora_state_dict(cls, pretrained_model_name_or_path_or_dict, **kwargs):
@@ -41,7 +41,9 @@ class CovOGLoraLoaderMixin(LoraBaseMixin):
         )
         return state_dict, metadata
 
-    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name: str | None = None, **kwargs):
+    def load_lora_weights(
+        self, pretrained_model_name_or_path_or_dict, adapter_name: str | None = None, **kwargs
+    ):
         """Inject the LoRA adapters saved by :meth:`save_lora_weights` into the pipeline's UNets."""
         if isinstance(pretrained_model_name_or_path_or_dict, dict):
             pretrained_model_name_or_path_or_dict = dict(pretrained_model_name_or_path_or_dict)
@@ -51,7 +53,9 @@ class CovOGLoraLoaderMixin(LoraBaseMixin):
                 "not a CovOG LoRA checkpoint: every parameter name must contain 'lora' "
                 f"(first keys: {sorted(state_dict)[:3]})"
             )
-        found = [name for name in self._lora_loadable_modules if any(k.startswith(f"{name}.") for k in state_dict)]
+        found = [
+            name for name in self._lora_loadable_modules if any(k.startswith(f"{name}.") for k in state_dict)
+        ]
         if not found:
             raise ValueError(
                 f"the LoRA checkpoint has no weights for {self._lora_loadable_modules} (keys must start with "

@@ -25,7 +25,9 @@ pipeline/ (CovOGPipeline.save_pretrained, with a model card) or lora/ (adapter w
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--config", required=True, type=Path, help="training config YAML (training/configs/*.yaml)")
+    parser.add_argument(
+        "--config", required=True, type=Path, help="training config YAML (training/configs/*.yaml)"
+    )
     parser.add_argument(
         "--resume",
         default=None,
@@ -68,10 +70,14 @@ def run_train(args) -> int:
     if args.lora_rank is not None:
         overrides.append(f"model.lora_rank={args.lora_rank}")
     config = load_config(args.config, overrides)
-    command = " ".join(["covog train", *sys.argv[1:]] if sys.argv[1:2] != ["train"] else ["covog", *sys.argv[1:]])
+    command = " ".join(
+        ["covog train", *sys.argv[1:]] if sys.argv[1:2] != ["train"] else ["covog", *sys.argv[1:]]
+    )
     result = train(config, resume=args.resume, command=command)
     if result.get("saved"):
-        print(f"trained {result['steps']} steps (final loss {result['final_loss']:.5f}); wrote {result['saved']}")
+        print(
+            f"trained {result['steps']} steps (final loss {result['final_loss']:.5f}); wrote {result['saved']}"
+        )
     return 0
 
 

@@ -274,7 +274,10 @@ def validate(config: TrainConfig, source: str = "config") -> None:
     if config.training.snr_gamma is not None and config.training.snr_gamma <= 0:
         fail("training.snr_gamma", f"must be positive or null, got {config.training.snr_gamma}")
     if config.training.mixed_precision not in MIXED_PRECISION:
-        fail("training.mixed_precision", f"must be one of {MIXED_PRECISION}, got {config.training.mixed_precision!r}")
+        fail(
+            "training.mixed_precision",
+            f"must be one of {MIXED_PRECISION}, got {config.training.mixed_precision!r}",
+        )
     if config.output.report_to not in ("tensorboard", "none"):
         fail("output.report_to", f"must be 'tensorboard' or 'none', got {config.output.report_to!r}")
     if config.model.lora_rank is not None and config.model.lora_rank <= 0:

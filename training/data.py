@@ -97,7 +97,11 @@ def validation_row(loaded, config):
     """``(split name, row)`` of the validation clip: ``data.validation_clip`` in ``data.validation_split``
     (default: the first split that is not the training split, else the training split)."""
     data = config.data
-    splits = [data.validation_split] if data.validation_split else [s for s in loaded if s != data.split] + [data.split]
+    splits = (
+        [data.validation_split]
+        if data.validation_split
+        else [s for s in loaded if s != data.split] + [data.split]
+    )
     for split in splits:
         if split not in loaded:
             raise ValueError(f"data.validation_split: no split {split!r}; splits: {sorted(loaded)}")

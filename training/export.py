@@ -37,6 +37,17 @@ def model_card(config, summary: dict, base_model: str, lora: bool):
     )
     what = "LoRA adapter for CovOG" if lora else "CovOG"
     stage = "stage 1, image level" if config.stage == 1 else "stage 2, clips"
+    vae = f", VAE `{config.model.vae}`" if config.model.vae else ""
+    load = " then `pipe.load_lora_weights(...)`." if lora else "."
+    data_line = (
+        f"`{config.data.dataset}` (config `{config.data.name or 'all'}`, split `{config.data.split}`, "
+        f"{summary['num_clips']} clips), {config.num_frames} frame(s) per sample at {config.data.width}x"
+        f"{config.data.height}"
+    )
+    steps_line = (
+        f"{summary['steps']} optimizer steps, batch {config.training.batch_size} x {summary['num_processes']} "
+        f"process(es) x {config.training.gradient_accumulation_steps} accumulation"
+    )
     lines = [
         "---",
         data.to_yaml(),
@@ -45,17 +56,12 @@ def model_card(config, summary: dict, base_model: str, lora: bool):
         f"# {what}, trained with MIT-Talk ({stage})",
         "",
         f"- command: `{summary['command']}`",
-        f"- initialised from: `{base_model}`" + (f", VAE `{config.model.vae}`" if config.model.vae else ""),
-        f"- data: `{config.data.dataset}` (config `{config.data.name or 'all'}`, split `{config.data.split}`, "
-        f"{summary['num_clips']} clips), {config.num_frames} frame(s) per sample at "
-        f"{config.data.width}x{config.data.height}",
-        f"- steps: {summary['steps']} optimizer steps, batch {config.training.batch_size} x "
-        f"{summary['num_processes']} process(es) x {config.training.gradient_accumulation_steps} accumulation",
-        f"- seed: {config.training.seed}; final loss {summary['final_loss']:.5f}; "
-        f"time {summary['seconds']:.1f} s",
+        f"- initialised from: `{base_model}`{vae}",
+        f"- data: {data_line}",
+        f"- steps: {steps_line}",
+        f"- seed: {config.training.seed}; final loss {summary['final_loss']:.5f}; time {summary['seconds']:.1f} s",
         "",
-        "Load with `CovOGPipeline.from_pretrained(...)`"
-        + (" then `pipe.load_lora_weights(...)`." if lora else "."),
+        f"Load with `CovOGPipeline.from_pretrained(...)`{load}",
         "",
         "## Training config",
         "",

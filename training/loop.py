@@ -96,12 +96,18 @@ def prepare_run(config: TrainConfig, resume: str | None = None, dataloader=None)
         params = set_trainable(pipe, stage_trainable(pipe, config.stage))
     if not params:
         raise ValueError(f"stage {config.stage} has nothing to train in this pipeline")
-    split, loaded = load_split(config.data.dataset, config.data.name, config.data.split, config.data.cache_dir)
+    split, loaded = load_split(
+        config.data.dataset, config.data.name, config.data.split, config.data.cache_dir
+    )
     view = build_view(split, config, config.training.seed)
     if not config.data.drop_short:
         check_clip_lengths(split, view.span, config.data.dataset)
-    loader = dataloader or build_loader(view, config.training.batch_size, config.data.num_workers, accelerator.num_processes)
-    run = Run(config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio)
+    loader = dataloader or build_loader(
+        view, config.training.batch_size, config.data.num_workers, accelerator.num_processes
+    )
+    run = Run(
+        config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio
+    )
     run.validation = validation_row(loaded, config)  # at every validation_steps and at the end
     if accelerator.distributed_type == DistributedType.FSDP:
         if config.training.use_ema:
@@ -124,7 +130,9 @@ def _frozen_to(pipe, device, dtype) -> None:
                 module.to(dtype)
 
 
-def train(config: TrainConfig, resume: str | None = None, command: str = "covog train", dataloader=None) -> dict:
+def train(
+    config: TrainConfig, resume: str | None = None, command: str = "covog train", dataloader=None
+) -> dict:
     """Train; returns a summary (steps, final loss, seconds, steps/s after the first step, output folder,
     saved pipeline/adapter folder). See the module docstring; ``dataloader``: see :func:`prepare_run`."""
     from diffusers.optimization import get_scheduler
@@ -192,7 +200,10 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
     validation_inputs = None
     samples_log = _samples_log(config, accelerator)
     progress = tqdm(
-        total=cfg.max_steps, initial=global_step, desc=f"stage {config.stage}", disable=not accelerator.is_main_process
+        total=cfg.max_steps,
+        initial=global_step,
+        desc=f"stage {config.stage}",
+        disable=not accelerator.is_main_process,
     )
     window_loss, window_samples, window_start = [], 0, time.perf_counter()
     last_loss = float("nan")
@@ -209,7 +220,13 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
             generator = step_generator(cfg.seed, micro_step, accelerator.process_index, accelerator.device)
             with accelerator.accumulate(model):
                 inputs, target, weights = prepare_step(
-                    pipe, scheduler, _to_device(batch, accelerator.device), config, generator, accelerator.device, run.use_audio
+                    pipe,
+                    scheduler,
+                    _to_device(batch, accelerator.device),
+                    config,
+                    generator,
+                    accelerator.device,
+                    run.use_audio,
                 )
                 prediction = model(**inputs)
                 loss = weighted_mse(prediction, target, weights)
@@ -235,15 +252,26 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
             progress.set_postfix(loss=f"{last_loss:.4f}")
             if global_step % config.output.logging_steps == 0 or global_step == cfg.max_steps:
                 elapsed = time.perf_counter() - window_start
-                logs = {"loss": last_loss, "lr": lr_scheduler.get_last_lr()[0], "samples_per_s": window_samples / elapsed}
+                logs = {
+                    "loss": last_loss,
+                    "lr": lr_scheduler.get_last_lr()[0],
+                    "samples_per_s": window_samples / elapsed,
+                }
                 if grad_norm is not None:
                     logs["grad_norm"] = float(grad_norm)
                 accelerator.log(logs, step=global_step)
                 window_loss, window_samples, window_start = [], 0, time.perf_counter()
             if global_step % config.output.checkpointing_steps == 0 or global_step == cfg.max_steps:
-                save_checkpoint(accelerator, output, global_step, state, config.output.checkpoints_total_limit)
+                save_checkpoint(
+                    accelerator, output, global_step, state, config.output.checkpoints_total_limit
+                )
             steps = config.output.validation_steps
-            if run.validation_during_training and steps and global_step % steps == 0 and global_step < cfg.max_steps:
+            if (
+                run.validation_during_training
+                and steps
+                and global_step % steps == 0
+                and global_step < cfg.max_steps
+            ):
                 validation_inputs = _validate(run, model, accelerator, global_step, validation_inputs, ema)
             if global_step >= cfg.max_steps:
                 break
@@ -263,7 +291,9 @@ def train(config: TrainConfig, resume: str | None = None, command: str = "covog 
         "steps": global_step,
         "final_loss": last_loss,
         "seconds": time.perf_counter() - started,
-        "steps_per_s": (len(step_times) - 1) / (step_times[-1] - step_times[0]) if len(step_times) > 1 else None,
+        "steps_per_s": (len(step_times) - 1) / (step_times[-1] - step_times[0])
+        if len(step_times) > 1
+        else None,
         "num_clips": len(run.view),
         "num_processes": accelerator.num_processes,
         "output_dir": str(output),

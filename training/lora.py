@@ -24,7 +24,11 @@ LORA_UNETS = ("reference_unet", "denoising_unet")
 def attention_targets(unet) -> list[str]:
     """Names of the modules of ``unet`` that :data:`LORA_TARGET_MODULES` adapts."""
     pattern = re.compile(LORA_TARGET_MODULES)
-    return [name for name, module in unet.named_modules() if pattern.fullmatch(name) and isinstance(module, torch.nn.Linear)]
+    return [
+        name
+        for name, module in unet.named_modules()
+        if pattern.fullmatch(name) and isinstance(module, torch.nn.Linear)
+    ]
 
 
 def check_lora_targets(pipe, rank: int) -> None:

@@ -104,7 +104,11 @@ class CovOGTrainingModel(nn.Module):
             )
         # The bank stays filled until the next write: gradient checkpointing re-runs the DenoisingNet's
         # attention during backward, and it must read the same reference tokens and dropout mask again.
-        bypass = motion_modules_bypassed(self.denoising_unet) if self.bypass_motion_modules else contextlib.nullcontext()
+        bypass = (
+            motion_modules_bypassed(self.denoising_unet)
+            if self.bypass_motion_modules
+            else contextlib.nullcontext()
+        )
         with bypass:
             return self.denoising_unet(
                 noisy_latents.to(unet_dtype),

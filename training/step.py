@@ -31,7 +31,9 @@ def step_generator(seed: int, micro_step: int, process_index: int, device) -> to
     return torch.Generator(device=device).manual_seed(int(state))
 
 
-def face_masks_from_keypoints(keypoints: torch.Tensor, height: int, width: int, grid: tuple[int, int]) -> torch.Tensor:
+def face_masks_from_keypoints(
+    keypoints: torch.Tensor, height: int, width: int, grid: tuple[int, int]
+) -> torch.Tensor:
     """``(B, P, F, 59, 3)`` keypoints in output pixels -> ``(B, P, F, h, w)`` soft head-box masks."""
     boxes = head_box(keypoints.numpy())
     return torch.from_numpy(box_coverage_masks(boxes, height, width, *grid).astype(np.float32))
@@ -43,7 +45,9 @@ def audio_features(audio_encoder, batch: dict, num_frames: int, stride: int) -> 
     for i, samples in enumerate(batch["audio"]):
         waveform = samples[: int(batch["audio_lengths"][i])]
         fps = float(batch["fps"][i])
-        per_frame = wav2vec2_frame_features(audio_encoder, waveform, SAMPLING_RATE, num_frames * stride, fps=fps)
+        per_frame = wav2vec2_frame_features(
+            audio_encoder, waveform, SAMPLING_RATE, num_frames * stride, fps=fps
+        )
         features.append(per_frame[::stride])
     return torch.stack(features)
 
@@ -106,7 +110,9 @@ def fixed_batch_loss(pipe, config, batch: dict, seeds=(0, 1, 2, 3)) -> float:
         for seed in seeds:
             generator = step_generator(seed, 0, 0, device)
             use_audio = config.stage == 2 and pipe.uses_audio
-            inputs, target, weights = prepare_step(pipe, scheduler, batch, config, generator, device, use_audio)
+            inputs, target, weights = prepare_step(
+                pipe, scheduler, batch, config, generator, device, use_audio
+            )
             losses.append(float(weighted_mse(model(**inputs), target, weights)))
     finally:
         model.release()

@@ -15,7 +15,9 @@ import torch
 
 def validation_inputs(pipe, row, config) -> dict:
     frames = min(config.output.validation_frames, int(row["num_frames"]))
-    return pipe.inputs_from_mit_row(row, num_frames=frames, height=config.data.height, width=config.data.width)
+    return pipe.inputs_from_mit_row(
+        row, num_frames=frames, height=config.data.height, width=config.data.width
+    )
 
 
 @torch.no_grad()

@@ -35,26 +35,35 @@ def test_config_keys_and_types(tmp_path):
         load_config(missing)
     with pytest.raises(ConfigError, match=r"override 'nonsense': expected KEY=VALUE"):
         load_config(path, ["nonsense"])
-    assert load_config(path, ["training.learning_rate=1e-3"]).training.learning_rate == 1e-3  # YAML 1.1 "1e-3"
+    assert (
+        load_config(path, ["training.learning_rate=1e-3"]).training.learning_rate == 1e-3
+    )  # YAML 1.1 "1e-3"
 
 
 def test_dataset_without_the_needed_fields(tiny_config, tmp_path):
     folder = tmp_path / "not-mit"
     folder.mkdir()
-    datasets.Dataset.from_dict({"clip_id": ["a", "b"], "num_frames": [30, 30]}).to_parquet(folder / "train.parquet")
+    datasets.Dataset.from_dict({"clip_id": ["a", "b"], "num_frames": [30, 30]}).to_parquet(
+        folder / "train.parquet"
+    )
     fails_cleanly(tiny_config(1, f"data.dataset={folder}"), r"not-mit.*no column\(s\) \[.*'video'")
 
 
 def test_clips_shorter_than_a_sample(tiny_config):
-    fails_cleanly(tiny_config(2, "data.num_frames=31"), r"clip\(s\) \['.+'\] have 30 frames, fewer than the 31")
     fails_cleanly(
-        tiny_config(2, "data.num_frames=16", "data.stride=2", "data.drop_short=true"), r"no clip has the 31 frames a window needs \(num_frames=16, stride=2\)"
+        tiny_config(2, "data.num_frames=31"), r"clip\(s\) \['.+'\] have 30 frames, fewer than the 31"
+    )
+    fails_cleanly(
+        tiny_config(2, "data.num_frames=16", "data.stride=2", "data.drop_short=true"),
+        r"no clip has the 31 frames a window needs \(num_frames=16, stride=2\)",
     )
 
 
 def test_resolution_must_fit_the_vae_and_the_unet(tiny_config):
     fails_cleanly(tiny_config(1, "data.height=36"), r"data.height=36 is not divisible by the VAE factor 8")
-    fails_cleanly(tiny_config(1, "data.width=72"), r"data.width=72 is not divisible by 16: the VAE factor 8 times")
+    fails_cleanly(
+        tiny_config(1, "data.width=72"), r"data.width=72 is not divisible by 16: the VAE factor 8 times"
+    )
 
 
 def test_lora_rank_on_a_model_without_attention(tiny_config, tmp_path):
@@ -85,7 +94,10 @@ def test_resume_into_another_config_or_model(tiny_config, tmp_path):
             train(config, resume="latest")
         assert sorted(p.relative_to(run) for p in run.rglob("*")) == snapshot  # nothing written
 
-    refused(tiny_config(1, *base, "training.learning_rate=0.5"), r"another config \(training.learning_rate: 0.0001 -> 0.5")
+    refused(
+        tiny_config(1, *base, "training.learning_rate=0.5"),
+        r"another config \(training.learning_rate: 0.0001 -> 0.5",
+    )
     # More steps is a legitimate resume; another architecture behind the same path is not.
     create_tiny_pipeline(seed=0, denoising_unet={"use_iad": False}).save_pretrained(model)
     refused(tiny_config(1, *base[:1], "training.max_steps=4"), r"trained from another model")

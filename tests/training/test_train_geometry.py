@@ -61,7 +61,13 @@ def test_keypoint_lands_on_the_same_latent_cell(synthetic_dataset_dir, one_threa
     with torch.no_grad():
         batch = collate_mit_batch([item])
         inputs, _, _ = prepare_step(
-            pipe, noise_scheduler_for(pipe), batch, config, step_generator(0, 0, 0, "cpu"), "cpu", use_audio=True
+            pipe,
+            noise_scheduler_for(pipe),
+            batch,
+            config,
+            step_generator(0, 0, 0, "cpu"),
+            "cpu",
+            use_audio=True,
         )
         model(**inputs)
     model.release()
@@ -71,7 +77,14 @@ def test_keypoint_lands_on_the_same_latent_cell(synthetic_dataset_dir, one_threa
     # Generation: what `covog generate` / `mit-bench predict` run for the same clip and size.
     generation = CovOGPipeline.inputs_from_mit_row(row, num_frames=FRAMES, height=SIZE, width=SIZE)
     seen_gen, hooks = capture(pipe)
-    pipe(**generation, num_inference_steps=1, guidance_scale=1.0, window_frames=FRAMES, overlap_frames=0, output_type="latent")
+    pipe(
+        **generation,
+        num_inference_steps=1,
+        guidance_scale=1.0,
+        window_frames=FRAMES,
+        overlap_frames=0,
+        output_type="latent",
+    )
     for hook in hooks:
         hook.remove()
 

@@ -21,7 +21,9 @@ def generate(pipe, inputs) -> torch.Tensor:
     ).frames  # fmt: skip
 
 
-def test_lora_trains_only_adapters_and_loads_into_a_fresh_pipeline(tiny_config, synthetic_dataset_dir, tmp_path):
+def test_lora_trains_only_adapters_and_loads_into_a_fresh_pipeline(
+    tiny_config, synthetic_dataset_dir, tmp_path
+):
     config = tiny_config(1, "training.max_steps=3", "training.learning_rate=1e-2", "model.lora_rank=4")
     result = train(config)
     lora_dir = Path(result["saved"])

@@ -9,8 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from covog_diffusers.tiny import create_tiny_pipeline
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
 from training.components import set_trainable, stage_trainable
-from training.losses import noise_scheduler_for, weighted_mse
 from training.loop import train
+from training.losses import noise_scheduler_for, weighted_mse
 from training.network import CovOGTrainingModel
 from training.step import prepare_step, step_generator
 
@@ -31,7 +31,12 @@ def gradients(config, batch, checkpointing: bool) -> dict[str, torch.Tensor]:
     inputs["keep_reference"] = torch.ones_like(inputs["keep_reference"])
     weighted_mse(model(**inputs), target, weights).backward()
     model.release()
-    return {f"{n}.{k}": p.grad for n in ("reference_unet", "denoising_unet") for k, p in getattr(pipe, n).named_parameters() if p.grad is not None}
+    return {
+        f"{n}.{k}": p.grad
+        for n in ("reference_unet", "denoising_unet")
+        for k, p in getattr(pipe, n).named_parameters()
+        if p.grad is not None
+    }
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, synthetic_dataset_dir):
@@ -64,3 +69,39 @@ def test_bf16_ema_tensorboard_and_validation_videos(tiny_config, tmp_path):
     assert {"loss", "lr", "grad_norm", "samples_per_s"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("loss")] == [1, 2]
     assert "validation" in events.Tags()["images"]
+
+
+def test_paper_configs_and_accelerate_files(tmp_path):
+    """stage1/stage2.yaml hold the paper's recipe; the accelerate files parse as accelerate reads them."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    from training.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "training" / "configs"
+    for stage in (1, 2):
+        config = load_config(configs / f"stage{stage}.yaml", ["data.dataset=mit-talking"])
+        assert (config.data.height, config.data.width) == (384, 640)
+        assert config.num_frames == (1 if stage == 1 else 15)
+        t = config.training
+        assert (t.batch_size, t.max_steps, t.learning_rate, t.max_grad_norm) == (4, 30_000, 1e-5, 1.0)
+        assert (t.noise_offset, t.snr_gamma, t.uncond_probability, t.mixed_precision) == (0.05, 5.0, 0.1, "bf16")
+    kinds = {}
+    for name in ("ddp", "fsdp", "deepspeed-zero2"):
+        cluster = ClusterConfig.from_yaml_file(configs / "accelerate" / f"{name}.yaml")
+        kinds[name] = (str(cluster.distributed_type).split(".")[-1], cluster.num_processes, cluster.mixed_precision)
+    assert kinds == {
+        "ddp": ("MULTI_GPU", 8, "bf16"),
+        "fsdp": ("FSDP", 8, "bf16"),
+        "deepspeed-zero2": ("DEEPSPEED", 8, "bf16"),
+    }
+    args = launch_command_parser().parse_args(
+        ["--config_file", str(configs / "accelerate" / "fsdp.yaml"), "-m", "training.cli"]
+    )
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    assert env["FSDP_USE_ORIG_PARAMS"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
+    zero = ClusterConfig.from_yaml_file(configs / "accelerate" / "deepspeed-zero2.yaml").deepspeed_config
+    assert zero["zero_stage"] == 2 and zero["gradient_clipping"] == 1.0

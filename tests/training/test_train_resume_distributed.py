@@ -19,7 +19,12 @@ from training.config import load_config
 from training.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
-STEPS = ("training.max_steps=6", "output.checkpointing_steps=2", "output.validation_steps=0", "data.num_frames=4")
+STEPS = (
+    "training.max_steps=6",
+    "output.checkpointing_steps=2",
+    "output.validation_steps=0",
+    "data.num_frames=4",
+)
 
 
 def trained_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -83,7 +88,7 @@ def test_two_processes_gloo_each_on_its_own_samples(train_args, subprocess_env, 
         "-m", "training.cli", *train_args(1, "training.max_steps=2", "output.log_samples=true"),
     ]  # fmt: skip
     env = {**subprocess_env, "ACCELERATE_USE_CPU": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "pipeline" / "model_index.json").is_file()

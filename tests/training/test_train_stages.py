@@ -35,7 +35,8 @@ def state(pipe) -> dict[str, dict[str, torch.Tensor]]:
 def changed_parameters(before: dict, after_pipe) -> dict[str, set[str]]:
     after = state(after_pipe)
     return {
-        name: {k for k, v in params.items() if not torch.equal(v, after[name][k])} for name, params in before.items()
+        name: {k for k, v in params.items() if not torch.equal(v, after[name][k])}
+        for name, params in before.items()
     }
 
 
@@ -45,7 +46,9 @@ def check_freezing(before: dict, trained_pipe, stage_selection: dict[str, list[s
         trainable = set(stage_selection.get(name, []))
         assert keys <= trainable, f"{name}: frozen parameters changed: {sorted(keys - trainable)[:3]}"
         if trainable:
-            assert len(keys) >= 0.5 * len(trainable), f"{name}: only {len(keys)}/{len(trainable)} trained params moved"
+            assert len(keys) >= 0.5 * len(trainable), (
+                f"{name}: only {len(keys)}/{len(trainable)} trained params moved"
+            )
 
 
 def test_stage1_then_stage2_learn_and_freeze(tiny_config, synthetic_dataset_dir, tmp_path):
