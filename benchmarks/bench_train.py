@@ -212,7 +212,9 @@ def main() -> None:
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = make_dataset(Path(tmp), clips=8, seconds=1.2 if args.quick else 2.0)
+        # Enough clips that an epoch outlasts the measured steps (workers restart at each epoch, as with any
+        # non-persistent DataLoader; on a real dataset an epoch is thousands of steps).
+        dataset = make_dataset(Path(tmp), clips=8 if args.quick else 64, seconds=1.2 if args.quick else 2.0)
         spec = {"dataset": str(dataset), "steps": steps, "threads": args.threads, "checkpointing": False}
         real = run_worker({**spec, "out": f"{tmp}/real", "memory": False, "workers": 2})
         memory = run_worker({**spec, "out": f"{tmp}/memory", "memory": True, "workers": 0})

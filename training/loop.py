@@ -39,8 +39,6 @@ from .losses import noise_scheduler_for, weighted_mse
 from .network import CovOGTrainingModel
 from .step import prepare_step, step_generator
 
-WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 @dataclass
 class Run:
@@ -120,14 +118,13 @@ def prepare_run(config: TrainConfig, resume: str | None = None, dataloader=None)
     return run
 
 
-def _frozen_to(pipe, device, dtype) -> None:
-    """Frozen encoders in the compute dtype on the device (the trained modules are moved by prepare)."""
+def _frozen_to(pipe, device) -> None:
+    """Frozen encoders on the device, kept in their saved dtype (they run under autocast, and the saved
+    pipeline must hold them bit-identical)."""
     for name in ("vae", "image_encoder", "audio_encoder"):
         module = getattr(pipe, name, None)
         if module is not None:
             module.to(device)
-            if module.dtype != dtype:
-                module.to(dtype)
 
 
 def train(
@@ -151,8 +148,7 @@ def train(
         if accelerator.log_with:
             hparams = {key: str(value) for key, value in flatten(config.to_dict()).items()}
             accelerator.init_trackers("covog-train", config=hparams)
-    weight_dtype = WEIGHT_DTYPES[accelerator.mixed_precision]
-    _frozen_to(pipe, accelerator.device, weight_dtype)
+    _frozen_to(pipe, accelerator.device)
     model = CovOGTrainingModel(
         pipe.reference_unet,
         pipe.denoising_unet,
@@ -219,17 +215,12 @@ def train(
             micro_step = epoch * len(loader) + index
             generator = step_generator(cfg.seed, micro_step, accelerator.process_index, accelerator.device)
             with accelerator.accumulate(model):
-                inputs, target, weights = prepare_step(
-                    pipe,
-                    scheduler,
-                    _to_device(batch, accelerator.device),
-                    config,
-                    generator,
-                    accelerator.device,
-                    run.use_audio,
-                )
-                prediction = model(**inputs)
-                loss = weighted_mse(prediction, target, weights)
+                with accelerator.autocast():  # the frozen encoders too
+                    batch_on_device = _to_device(batch, accelerator.device)
+                    inputs, target, weights = prepare_step(
+                        pipe, scheduler, batch_on_device, config, generator, accelerator.device, run.use_audio
+                    )
+                    loss = weighted_mse(model(**inputs), target, weights)
                 accelerator.backward(loss)
                 grad_norm = None
                 if accelerator.sync_gradients:
