@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
@@ -55,8 +56,9 @@ def check_clip_lengths(split_dataset, span: int, dataset: str) -> None:
 
 
 def build_view(split_dataset, config, seed: int) -> MITVideoDataset:
-    """The training view for ``config`` (:class:`~training.config.TrainConfig`); face masks are not taken
-    from the view: training derives them from the keypoints the way the pipeline does."""
+    """The training view for ``config`` (:class:`~training.config.TrainConfig`): pose maps as uint8 (made float
+    on the device, :func:`training.step.pose_maps_to_float`); face masks are not taken from the view, training
+    derives them from the keypoints the way the pipeline does."""
     data = config.data
     try:
         return MITVideoDataset(
@@ -66,6 +68,7 @@ def build_view(split_dataset, config, seed: int) -> MITVideoDataset:
             height=data.height,
             width=data.width,
             mask_factors=(),
+            pose_dtype=torch.uint8,  # 4x less to render, pass between processes and copy to the device
             reference="random",
             window="random",
             seed=seed,

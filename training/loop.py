@@ -131,7 +131,21 @@ def train(
     config: TrainConfig, resume: str | None = None, command: str = "covog train", dataloader=None
 ) -> dict:
     """Train; returns a summary (steps, final loss, seconds, steps/s after the first step, output folder,
-    saved pipeline/adapter folder). See the module docstring; ``dataloader``: see :func:`prepare_run`."""
+    saved pipeline/adapter folder). See the module docstring; ``dataloader``: see :func:`prepare_run`.
+
+    accelerate keeps process-wide state (mixed precision, gradient accumulation); it is reset when ``train``
+    returns or fails, so one process can run several trainings (benchmarks, ablation studies, tests). The
+    distributed process group, if any, stays up."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    try:
+        return _train(config, resume, command, dataloader)
+    finally:
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
+
+
+def _train(config: TrainConfig, resume, command: str, dataloader) -> dict:
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
 

@@ -39,6 +39,12 @@ def face_masks_from_keypoints(
     return torch.from_numpy(box_coverage_masks(boxes, height, width, *grid).astype(np.float32))
 
 
+def pose_maps_to_float(maps: torch.Tensor, device) -> torch.Tensor:
+    """Pose maps on ``device`` as float in [0, 1] (uint8 maps divided by 255, as the pipeline does)."""
+    maps = maps.to(device, non_blocking=True)
+    return maps.float() / 255.0 if maps.dtype == torch.uint8 else maps
+
+
 def audio_features(audio_encoder, batch: dict, num_frames: int, stride: int) -> torch.Tensor:
     """``(B, F, L, D)`` wav2vec2 layers at the sampled frames, from each sample's audio span."""
     features = []
@@ -80,8 +86,8 @@ def prepare_step(pipe, scheduler, batch: dict, config, generator: torch.Generato
         "image_embeds": image_embeds,
         "reference_latents": reference_latents,
         "keep_reference": keep,
-        "reference_pose_maps": batch["reference_pose_maps"].to(device),
-        "pose_maps": batch["pose_maps"].to(device),
+        "reference_pose_maps": pose_maps_to_float(batch["reference_pose_maps"], device),
+        "pose_maps": pose_maps_to_float(batch["pose_maps"], device),
         "person_mask": batch["person_mask"].to(device),
     }
     if use_audio:

@@ -88,11 +88,20 @@ def test_paper_configs_and_accelerate_files(tmp_path):
         assert config.num_frames == (1 if stage == 1 else 15)
         t = config.training
         assert (t.batch_size, t.max_steps, t.learning_rate, t.max_grad_norm) == (4, 30_000, 1e-5, 1.0)
-        assert (t.noise_offset, t.snr_gamma, t.uncond_probability, t.mixed_precision) == (0.05, 5.0, 0.1, "bf16")
+        assert (t.noise_offset, t.snr_gamma, t.uncond_probability, t.mixed_precision) == (
+            0.05,
+            5.0,
+            0.1,
+            "bf16",
+        )
     kinds = {}
     for name in ("ddp", "fsdp", "deepspeed-zero2"):
         cluster = ClusterConfig.from_yaml_file(configs / "accelerate" / f"{name}.yaml")
-        kinds[name] = (str(cluster.distributed_type).split(".")[-1], cluster.num_processes, cluster.mixed_precision)
+        kinds[name] = (
+            str(cluster.distributed_type).split(".")[-1],
+            cluster.num_processes,
+            cluster.mixed_precision,
+        )
     assert kinds == {
         "ddp": ("MULTI_GPU", 8, "bf16"),
         "fsdp": ("FSDP", 8, "bf16"),
@@ -105,3 +114,26 @@ def test_paper_configs_and_accelerate_files(tmp_path):
     assert env["FSDP_USE_ORIG_PARAMS"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
     zero = ClusterConfig.from_yaml_file(configs / "accelerate" / "deepspeed-zero2.yaml").deepspeed_config
     assert zero["zero_stage"] == 2 and zero["gradient_clipping"] == 1.0
+
+
+def test_a_given_vae_folder_replaces_the_pipelines_vae(tiny_config, tmp_path):
+    import pytest
+    from diffusers import AutoencoderKL
+    from safetensors.torch import load_file
+
+    from covog_diffusers.tiny import tiny_configs
+
+    torch.manual_seed(7)
+    vae = AutoencoderKL(**tiny_configs()["vae"])
+    vae.save_pretrained(tmp_path / "vae")
+    result = train(tiny_config(1, f"model.vae={tmp_path / 'vae'}", "training.max_steps=1"))
+    saved = load_file(next((tmp_path / "run" / "pipeline" / "vae").glob("*.safetensors")))
+    assert all(torch.equal(saved[k], v) for k, v in vae.state_dict().items())
+    assert result["steps"] == 1
+
+    AutoencoderKL(**{**tiny_configs()["vae"], "latent_channels": 8}).save_pretrained(tmp_path / "vae8")
+    with pytest.raises(
+        ValueError, match=r"model.vae: .*vae8 has 8 latent channels and downsamples by 8; the pipeline"
+    ):
+        train(tiny_config(1, f"model.vae={tmp_path / 'vae8'}", name="refused"))
+    assert not (tmp_path / "refused").exists()
