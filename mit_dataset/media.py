@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from .atomic import atomic_path
-from .video_io import VideoSource, _describe, _encode, _open
+from .video_io import VideoSource, _describe, _encode, _open, iter_video_frames, read_audio
 
 #: A frame step longer than this many nominal frame durations is a timestamp gap.
 GAP_TOLERANCE = 1.5
@@ -223,49 +223,25 @@ def probe_media(path: VideoSource) -> MediaInfo:
 
 
 def _display_frames(source: VideoSource, info: MediaInfo, picks: np.ndarray) -> Iterator[np.ndarray]:
-    """Decoded frames ``picks`` (non-decreasing source indices, repeats allowed) as ``(H, W, 3)`` uint8 RGB,
-    rotated for display and cropped to even sizes."""
-    turns = info.rotation // 90
+    """Decoded frames ``picks`` (non-decreasing indices, repeats allowed) as displayed ``(H, W, 3)`` uint8
+    RGB, cropped to even sizes."""
     height, width = info.height - info.height % 2, info.width - info.width % 2
-    with _open(source) as container:
-        position = 0
-        for index, frame in enumerate(_decode_video(container, source)):
-            if position == len(picks):
-                return
-            if picks[position] != index:
-                continue
-            rgb = np.rot90(frame.to_ndarray(format="rgb24"), turns)[:height, :width]
-            while position < len(picks) and picks[position] == index:
-                yield rgb
-                position += 1
+    position = 0
+    for index, rgb in enumerate(iter_video_frames(source)):
+        if position == len(picks):
+            return
+        while position < len(picks) and picks[position] == index:
+            yield rgb[:height, :width]
+            position += 1
 
 
-def read_aligned_audio(
-    source: VideoSource, info: MediaInfo, sample_rate: int, num_samples: int
-) -> np.ndarray:
+def read_aligned_audio(source: VideoSource, sample_rate: int, num_samples: int) -> np.ndarray:
     """``(num_samples,)`` float32 mono audio at ``sample_rate`` whose sample 0 plays with the first video
-    frame: audio before it is trimmed, a late start is padded with leading silence, the end is trimmed or
-    padded with silence to ``num_samples``. A file without audio gives silence."""
+    frame (:func:`~mit_dataset.video_io.read_audio`), its end trimmed or padded with silence to
+    ``num_samples``. Raises ``ValueError`` naming the file when it has no readable audio."""
     aligned = np.zeros(num_samples, np.float32)
-    if not info.has_audio:
-        return aligned
-    chunks = []
-    try:
-        with _open(source) as container:
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(container.streams.audio[0]):
-                chunks.extend(r.to_ndarray()[0] for r in resampler.resample(frame))
-            chunks.extend(r.to_ndarray()[0] for r in resampler.resample(None))
-    except av.error.FFmpegError as error:
-        raise _fail(source, f"audio is undecodable ({error})") from error
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    shift = round(info.audio_offset * sample_rate)  # > 0: audio starts late
-    if shift >= 0:
-        audio = audio[: max(num_samples - shift, 0)]
-        aligned[shift : shift + len(audio)] = audio
-    else:
-        audio = audio[-shift : -shift + num_samples]
-        aligned[: len(audio)] = audio
+    audio = read_audio(source, sample_rate)[:num_samples]
+    aligned[: len(audio)] = audio
     return aligned
 
 
@@ -287,7 +263,7 @@ def normalize_media(
       nearest in that timeline (``round(j * nominal / fps)``), as FFmpeg's ``fps`` filter picks frames.
     - Geometry: the display rotation is applied to the pixels; an odd width/height loses its last
       column/row (H.264 4:2:0 needs even sizes), so annotations in display coordinates stay valid.
-    - Audio: see :func:`read_aligned_audio`; exactly ``round(num_frames * sample_rate / fps)`` samples.
+    - Audio: :func:`read_aligned_audio`, exactly ``round(num_frames * sample_rate / fps)`` samples.
 
     ``num_frames`` of the result is ``round(source frames * fps / nominal)`` (the source's decoded frames
     when ``fps`` is omitted). ``crf`` is x264's constant quality (18: visually lossless).
@@ -307,7 +283,7 @@ def normalize_media(
     picks = np.minimum(picks, info.num_frames - 1)
     audio = None
     if info.has_audio:
-        audio = read_aligned_audio(src, info, sample_rate, round(num_frames * sample_rate / rate))
+        audio = read_aligned_audio(src, sample_rate, round(num_frames * sample_rate / rate))
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf)

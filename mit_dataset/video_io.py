@@ -39,40 +39,69 @@ def _describe(source: VideoSource) -> str:
 
 
 def probe_video(source: VideoSource) -> VideoInfo:
-    """Frame count, size and fps; raises ``ValueError`` naming the file when it is not a readable video."""
+    """Decoded frame count, displayed size and nominal fps (:func:`mit_dataset.media.probe_media`, the one
+    rule every part uses); raises ``ValueError`` naming the file when it is not a readable video."""
+    from .media import probe_media  # media builds on this module's encoder
+
+    info = probe_media(source)
+    return VideoInfo(info.num_frames, info.width, info.height, info.fps)
+
+
+def regular_frame_step(stream) -> Fraction | None:
+    """Pts units per frame when the container's index says frame ``i`` is at ``start + i * step`` (average
+    rate equal to the stream's frame rate: no timestamp gap), else ``None``: then frame ``i`` can only be
+    found by decoding in order. Files written by :func:`write_video` / normalised at import are regular."""
+    rate, average = stream.base_rate, stream.average_rate
+    if not (stream.frames and rate and average) or rate != average:
+        return None
+    return 1 / (rate * stream.time_base)
+
+
+def display_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB as shown: the display matrix's rotation (counter-clockwise) applied, as the
+    FFmpeg CLI and torchcodec do."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round(getattr(frame, "rotation", 0) or 0) % 360 // 90
+    return np.rot90(rgb, turns) if turns else rgb
+
+
+def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = None):
+    """Yield frames ``[start, start + count)`` as displayed ``(H, W, 3)`` uint8 RGB, frame ``i`` being the
+    ``i``-th frame that decodes (the order every decoder agrees on, also across timestamp gaps).
+
+    Regular files (see :func:`regular_frame_step`) are entered by seeking to the keyframe before
+    ``start``, so the cost depends on ``count`` and the GOP size; others are decoded from the beginning.
+    """
     try:
         with _open(source) as container:
             if not container.streams.video:
                 raise ValueError(f"{_describe(source)}: no video stream")
             stream = container.streams.video[0]
-            num_frames = stream.frames or sum(1 for _ in container.decode(stream))
-            fps = float(stream.average_rate or stream.base_rate or 0)
-            return VideoInfo(num_frames, stream.codec_context.width, stream.codec_context.height, fps)
+            stream.thread_type = "AUTO"
+            step = regular_frame_step(stream) if start > 0 else None
+            first_pts = stream.start_time or 0
+            if step is not None:
+                container.seek(int(first_pts + start * step), stream=stream, backward=True, any_frame=False)
+            index, yielded = -1, 0
+            for frame in container.decode(stream):
+                if step is not None and frame.pts is not None:
+                    index = round((frame.pts - first_pts) / step)
+                else:
+                    index += 1
+                if index < start:
+                    continue
+                yield display_rgb(frame)
+                yielded += 1
+                if count is not None and yielded == count:
+                    return
     except (av.error.FFmpegError, OSError) as error:
         raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
 
 
 def read_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> np.ndarray:
-    """Decode frames ``[start, start + count)`` as ``(n, H, W, 3)`` uint8 RGB, seeking to the nearest
-    keyframe first so the cost depends on ``count`` and the GOP size, not on ``start``."""
-    frames = []
-    try:
-        with _open(source) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.base_rate
-            if start > 0 and rate:
-                target_pts = int(Fraction(start) / rate / stream.time_base)
-                container.seek(target_pts, stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                index = round(float(frame.pts * stream.time_base * rate)) if frame.pts is not None else None
-                if index is not None and index < start:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if count is not None and len(frames) == count:
-                    break
-    except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
+    """Frames ``[start, start + count)`` (all by default) as ``(n, H, W, 3)`` uint8 RGB; see
+    :func:`iter_video_frames`. Raises ``ValueError`` naming the file when none is there."""
+    frames = list(iter_video_frames(source, start, count))
     if not frames:
         raise ValueError(f"{_describe(source)}: no frames at or after index {start}")
     return np.stack(frames)
@@ -86,8 +115,8 @@ def write_video(
     sample_rate: int = 16_000,
     crf: int = 18,
 ) -> Path:
-    """Encode uint8 ``(H, W, 3)`` RGB frames to H.264 mp4 (optionally with mono float audio as AAC),
-    atomically. Returns the final path."""
+    """Encode uint8 ``(H, W, 3)`` RGB frames to H.264 mp4 (optionally with mono float audio at
+    ``sample_rate`` Hz as AAC, stored at :func:`aac_sample_rate`), atomically. Returns the final path."""
     path = Path(path)
     with atomic_path(path) as tmp:
         _encode(str(tmp), frames, fps, audio, sample_rate, crf)
@@ -116,6 +145,25 @@ def _cpu_has_avx512() -> bool:
 X264_OPTIONS = {"preset": "veryfast", **({"x264-params": "asm=AVX2"} if _cpu_has_avx512() else {})}
 
 
+#: The sampling frequencies AAC can signal (ISO/IEC 14496-3 table 1.18), the ones FFmpeg's encoder accepts.
+AAC_SAMPLE_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+
+def aac_sample_rate(sample_rate: int) -> int:
+    """The rate audio given at ``sample_rate`` Hz is stored at as AAC: the same rate when AAC has it, else
+    the next higher one (PyAV's encoder resamples with FFmpeg's swresample; e.g. 22222 -> 24000).
+
+    Raises:
+        ValueError: ``sample_rate`` is not positive or above 96000 Hz (naming the allowed rates).
+    """
+    if not 0 < sample_rate <= AAC_SAMPLE_RATES[-1]:
+        raise ValueError(
+            f"sample_rate {sample_rate} Hz cannot be stored as AAC: expected 1 to {AAC_SAMPLE_RATES[-1]} Hz "
+            f"(stored at the next of {AAC_SAMPLE_RATES})"
+        )
+    return next(rate for rate in AAC_SAMPLE_RATES if rate >= sample_rate)
+
+
 def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
     frames = iter(frames)
     first = next(frames, None)
@@ -132,7 +180,7 @@ def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
         video_stream.options = {"crf": str(crf), **X264_OPTIONS}
         audio_stream = None
         if audio is not None:
-            audio_stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+            audio_stream = container.add_stream("aac", rate=aac_sample_rate(sample_rate), layout="mono")
         for frame in itertools.chain([first], frames):
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
             container.mux(video_stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -146,23 +194,55 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
     for offset in range(0, len(audio), chunk):
         samples = np.ascontiguousarray(audio[None, offset : offset + chunk])
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate = sample_rate
+        frame.sample_rate = sample_rate  # the encoder resamples to the stream's rate when they differ
         frame.pts = offset
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
 
 
-def read_audio(source: VideoSource, sample_rate: int = 16_000) -> np.ndarray:
-    """Decode the first audio stream of a file (mp4, wav, flac...) to mono float32 at ``sample_rate``."""
-    chunks = []
+def _decode_audio(container, sample_rate: int) -> tuple[np.ndarray, float]:
+    """Mono float32 samples at ``sample_rate`` of the first audio stream and the first sample's time (s)."""
+    chunks, start = [], None
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    for frame in container.decode(container.streams.audio[0]):
+        if start is None and frame.pts is not None:
+            start = float(frame.pts * frame.time_base)
+        chunks.extend(r.to_ndarray()[0] for r in resampler.resample(frame))
+    chunks.extend(r.to_ndarray()[0] for r in resampler.resample(None))
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return samples, start or 0.0
+
+
+def _first_video_time(container) -> float | None:
+    if not container.streams.video:
+        return None
+    stream = container.streams.video[0]
+    for frame in container.decode(stream):
+        if frame.pts is not None:
+            return float(frame.pts * frame.time_base)
+    return None
+
+
+def read_audio(source: VideoSource, sample_rate: int = 16_000, align_to_video: bool = True) -> np.ndarray:
+    """Decode the first audio stream of a file (mp4, wav, flac...) to mono float32 at ``sample_rate``.
+
+    With ``align_to_video`` (default) and a video stream in the file, sample 0 is played with the first
+    video frame: audio before it is dropped and a later audio start is padded with leading silence, so
+    ``audio[round(i / fps * sample_rate)]`` is heard with frame ``i`` (the pairing the dataset stores).
+    """
     try:
         with _open(source) as container:
             if not container.streams.audio:
                 raise ValueError(f"{_describe(source)}: no audio stream")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(container.streams.audio[0]):
-                chunks.extend(r.to_ndarray()[0] for r in resampler.resample(frame))
-            chunks.extend(r.to_ndarray()[0] for r in resampler.resample(None))
+            samples, start = _decode_audio(container, sample_rate)
+        if align_to_video:
+            with _open(source) as container:
+                video_start = _first_video_time(container)
+            if video_start is not None:
+                shift = round((start - video_start) * sample_rate)  # > 0: the audio starts late
+                samples = (
+                    np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
+                )
     except (av.error.FFmpegError, OSError) as error:
         raise ValueError(f"{_describe(source)}: not readable audio ({error})") from error
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return samples

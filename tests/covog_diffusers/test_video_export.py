@@ -113,3 +113,23 @@ def test_bad_audio_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="fps"):
         export_to_video(frames, tmp_path / "bad.mp4", fps=0)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("rate", [22_222, 44_100, 7_000])
+def test_export_with_a_rate_aac_lacks_resamples_it(tmp_path, rate):
+    t = np.arange(int(0.8 * rate)) / rate
+    audio = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    path = export_to_video(_gradient_frames(20), tmp_path / "v.mp4", fps=FPS, audio=audio, sample_rate=rate)
+    with av.open(str(path)) as container:
+        stored = container.streams.audio[0].sample_rate
+    assert stored == {22_222: 24_000, 44_100: 44_100, 7_000: 7_350}[rate]
+    decoded = read_audio(path, sample_rate=SR)
+    assert abs(len(decoded) - 0.8 * SR) <= 2048
+    spectrum = np.abs(np.fft.rfft(decoded[2000:10000]))
+    assert np.fft.rfftfreq(8000, 1 / SR)[spectrum.argmax()] == pytest.approx(440, abs=4)
+
+
+def test_export_with_an_impossible_rate_names_it(tmp_path):
+    with pytest.raises(ValueError, match=r"sample_rate 200000 Hz cannot be stored as AAC.*96000"):
+        export_to_video(_gradient_frames(3), tmp_path / "v.mp4", audio=np.zeros(100), sample_rate=200_000)
+    assert not (tmp_path / "v.mp4").exists()

@@ -80,3 +80,22 @@ def test_a_still_video_stays_still(tmp_path):
     still = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 48, 64, 3), dtype=np.uint8), 12, axis=0)
     frames = read_video_frames(write_video(tmp_path / "still.mp4", still)).astype(int)
     assert np.abs(frames - frames[0]).max() == 0
+
+
+def test_frames_are_read_by_decode_order_across_timestamp_gaps(tmp_path):
+    from media_samples import frame_codes, write_sample
+
+    kept = [i for i in range(40) if i not in (6, 20)]
+    path = write_sample(tmp_path / "gap.mp4", num_frames=40, drop=(6, 20), video_start_frames=9)
+    assert frame_codes(read_video_frames(path)) == kept
+    assert frame_codes(read_video_frames(path, start=5, count=4)) == kept[5:9]  # no "not found", no shift
+    assert probe_video(path).num_frames == len(kept)
+
+
+def test_frames_are_read_as_displayed(tmp_path):
+    from media_samples import coded_frame, write_sample
+
+    path = write_sample(tmp_path / "rotated.mp4", num_frames=4, rotation=90)
+    frames = read_video_frames(path, start=2, count=1)
+    assert frames.shape == (1, 128, 72, 3)  # what torchcodec and the FFmpeg CLI show
+    assert np.abs(frames[0].astype(np.float32) - np.rot90(coded_frame(2))).mean() < 3
