@@ -27,6 +27,7 @@ from .timeseries import centred_moving_average
 
 __all__ = [
     "VAD_SAMPLE_RATE",
+    "check_speaker_tracks",
     "load_vad_model",
     "mix_tracks",
     "resample_audio",
@@ -80,18 +81,43 @@ def _as_float_mono(audio, what: str) -> np.ndarray:
     if np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
     array = array.astype(np.float32, copy=False)
-    if array.ndim == 2:
-        # (channels, samples) or (samples, channels): average the channel axis (the short one).
-        array = array.mean(axis=0 if array.shape[0] <= array.shape[1] else 1)
-    if array.ndim != 1:
-        raise ValueError(f"{what}: expected a mono waveform of shape (S,), got shape {array.shape}")
+    if array.ndim == 2 and 1 in array.shape:
+        array = array.reshape(-1)
+    if array.ndim != 1 or array.size == 0:
+        hint = " (stereo: downmix it, e.g. wav.mean(axis=1))" if array.ndim == 2 else ""
+        raise ValueError(
+            f"{what}: expected a non-empty mono waveform of shape (S,), got shape {array.shape}{hint}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: waveform contains NaN or infinite values")
     return array
 
 
-def _check_tracks(speaker_audios, name: str = "speaker_audios") -> list[np.ndarray]:
-    if isinstance(speaker_audios, np.ndarray) and speaker_audios.ndim == 2:
+def check_speaker_tracks(speaker_audios, name: str = "speaker_audios") -> list[np.ndarray]:
+    """One float32 mono ``(S,)`` waveform per speaker, from a list of waveforms or a ``(P, S)`` array.
+
+    The same rule as the pipeline's ``audio=`` (mono only, ``(1, S)`` / ``(S, 1)`` taken as mono): a track
+    with two or more channels is an error, and so is a 2-D array laid out ``(samples, channels)`` (more rows
+    than columns, as ``soundfile.read`` returns stereo), which would otherwise read as thousands of
+    two-sample speakers.
+
+    Raises:
+        TypeError: not a sequence or array. ValueError: no tracks, a bad track (naming ``name[i]``), or a
+            samples-first 2-D array.
+    """
+    if type(speaker_audios).__module__.startswith("torch"):
+        speaker_audios = speaker_audios.detach().cpu().numpy()
+    if isinstance(speaker_audios, np.ndarray):
+        if speaker_audios.ndim != 2:
+            raise ValueError(
+                f"{name}: expected a list of mono tracks or a (P, S) array, got shape {speaker_audios.shape}"
+            )
+        if speaker_audios.shape[0] > speaker_audios.shape[1]:
+            raise ValueError(
+                f"{name}: a {speaker_audios.shape} array looks like one multi-channel waveform laid out (samples, "
+                "channels), as soundfile.read returns stereo; pass one mono track per speaker: a list of (S,) "
+                "waveforms or a (P, S) array"
+            )
         speaker_audios = list(speaker_audios)
     if not isinstance(speaker_audios, Sequence) or isinstance(speaker_audios, (str, bytes)):
         raise TypeError(
@@ -121,7 +147,7 @@ def mix_tracks(speaker_audios: Sequence[np.ndarray], peak: float = 0.99) -> np.n
     The sum is scaled down (never up) so its peak stays at most ``peak``: overlapping speech cannot clip,
     and the relative levels of the speakers are kept.
     """
-    tracks = _check_tracks(speaker_audios)
+    tracks = check_speaker_tracks(speaker_audios)
     length = max(len(track) for track in tracks)
     mixed = np.zeros(length, np.float32)
     for track in tracks:
@@ -136,7 +162,9 @@ def speech_probabilities(speaker_audios: Sequence[np.ndarray], sample_rate: int)
     """Silero speech probability per 32 ms window, ``(P, W)`` float32 in [0, 1] (tracks run as a batch)."""
     import torch
 
-    tracks = [resample_audio(track, sample_rate, VAD_SAMPLE_RATE) for track in _check_tracks(speaker_audios)]
+    tracks = [
+        resample_audio(track, sample_rate, VAD_SAMPLE_RATE) for track in check_speaker_tracks(speaker_audios)
+    ]
     length = max(max(len(track) for track in tracks), VAD_WINDOW)
     batch = np.zeros((len(tracks), length), np.float32)
     for index, track in enumerate(tracks):
@@ -204,7 +232,7 @@ def speech_logits(
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    tracks = _check_tracks(speaker_audios)
+    tracks = check_speaker_tracks(speaker_audios)
     probs = np.clip(speech_probabilities(tracks, sample_rate).astype(np.float64), _PROB_EPS, 1 - _PROB_EPS)
     # Windows past a track's own end (zero padding to the longest track) are silence: the model's
     # probability there is already ~0, make it exact.

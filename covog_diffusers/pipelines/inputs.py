@@ -227,17 +227,11 @@ def prepare_inputs(
     sample_rate = int(sample_rate)
     tracks = None
     if speaker_audios is not None:
-        tracks = [
-            _array(track, f"speaker_audios[{i}]").astype(np.float32) for i, track in enumerate(speaker_audios)
-        ]
+        from mit_dataset.vad import check_speaker_tracks
+
+        tracks = check_speaker_tracks(speaker_audios)
         if len(tracks) != persons:
             raise ValueError(f"speaker_audios has {len(tracks)} tracks but poses have {persons} persons")
-        for i, track in enumerate(tracks):
-            if track.ndim != 1 or track.size == 0:
-                raise ValueError(
-                    f"speaker_audios[{i}] must be a non-empty mono (S,) waveform, got {track.shape}"
-                )
-            _check_finite(track, f"speaker_audios[{i}]")
     if speaking_scores is None and tracks is None:
         raise ValueError("pass speaking_scores (P, F) in [-1, 1], or speaker_audios (one track per speaker)")
     if audio is None:

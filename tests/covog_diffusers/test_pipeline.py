@@ -282,6 +282,14 @@ BAD_INPUTS = {
     "width": (lambda i: {"height": 64, "width": 36}, "width=36"),
     "empty audio": (lambda i: {"audio": np.zeros(0, np.float32)}, "audio is empty"),
     "stereo audio": (lambda i: {"audio": np.zeros((2, 5120), np.float32)}, "mono waveform"),
+    "stereo speaker_audios": (  # soundfile.read's (S, 2): not S speakers of 2 samples
+        lambda i: {"speaker_audios": np.zeros((5120, 2), np.float32), "speaking_scores": None},
+        r"speaker_audios: a \(5120, 2\) array looks like one multi-channel waveform",
+    ),
+    "stereo speaker track": (
+        lambda i: {"speaker_audios": [np.zeros(5120), np.zeros((5120, 2))], "speaking_scores": None},
+        r"speaker_audios\[1\]: expected a non-empty mono waveform .*stereo",
+    ),
     "nan poses": (
         lambda i: {"poses": _nan(i["poses"], (1, 3, 4, 0))},
         r"poses contains NaN/inf \(first at index \[1, 3, 4, 0\]\)",

@@ -71,14 +71,14 @@ def test_two_speakers_taking_turns():
     assert (scores[:, :5] < 0).all()
 
 
-def test_other_sample_rate_stereo_int16_and_short_track():
+def test_other_sample_rate_int16_and_short_track():
     seconds, num_frames = 4.0, 100
     sr = 44_100
     speaking = _track([(0.5, 3.5)], seconds, seed=2, sr=sr, f0=130)
-    stereo = np.stack([speaking, speaking], axis=1)  # (S, 2)
+    column = speaking[:, None]  # (S, 1): mono, as the pipeline's audio= takes it
     int16 = (np.clip(speaking, -1, 1) * 32767).astype(np.int16)
     short = _track([(0.2, 1.8)], 2.0, seed=3, sr=sr)  # ends halfway: the rest counts as silent
-    scores = speaking_scores_from_tracks([stereo, int16, torch.from_numpy(short)], sr, num_frames, fps=FPS)
+    scores = speaking_scores_from_tracks([column, int16, torch.from_numpy(short)], sr, num_frames, fps=FPS)
     inside = _frames([(0.5, 3.5)])
     assert (scores[0, inside] > 0).mean() > 0.95
     np.testing.assert_allclose(scores[0], scores[1], atol=0.05)
@@ -149,6 +149,15 @@ def test_bad_input(tracks, kwargs, message):
     args = {"sample_rate": SR, "num_frames": 5} | kwargs
     with pytest.raises(ValueError, match=message):
         speaking_scores_from_tracks(tracks, **args)
+
+
+def test_stereo_is_rejected_like_the_pipelines_audio():
+    stereo = np.zeros((4410, 2), np.float32)  # soundfile.read of 0.1 s of 44.1 kHz stereo
+    with pytest.raises(ValueError, match=r"speaker_audios: a \(4410, 2\) array looks like one multi-channel"):
+        speaking_scores_from_tracks(stereo, 44_100, 250)
+    with pytest.raises(ValueError, match=r"speaker_audios\[1\]: .*shape \(4410, 2\) \(stereo: downmix"):
+        speaking_scores_from_tracks([stereo[:, 0], stereo], 44_100, 250)
+    assert vad.check_speaker_tracks(np.zeros((2, 4410)))[1].shape == (4410,)  # (P, S): speakers first
 
 
 def test_loading_keeps_torch_threads():
