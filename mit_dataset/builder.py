@@ -54,8 +54,9 @@ class MITClipFolderBuilder(datasets.GeneratorBasedBuilder):
         splits = read_splits(data_dir)
         folders = {split: [] for split in SPLITS}
         for folder in list_clip_folders(data_dir):
-            if clip_subset(folder, read_meta(folder)) in self.config.subsets:
-                folders[splits.get(folder.name, ("train", ""))[0]].append(folder.name)
+            listed = splits.get(folder.name)
+            if clip_subset(folder, read_meta(folder), listed and listed.subset) in self.config.subsets:
+                folders[listed.split if listed else "train"].append(folder.name)
         if not any(folders.values()):
             raise ValueError(f"{data_dir}: no clip folders of {self.config.subsets}")
         return [

@@ -50,18 +50,22 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from .clip import ClipRecord, ClipValidationError, PersonTrack
-from .features import DIFFICULTIES, FPS, SAMPLING_RATE, SPLITS
+from .features import DIFFICULTIES, SAMPLING_RATE, SPLITS, SUBSETS
 from .keypoints import NUM_WHOLEBODY_KEYPOINTS, WHOLEBODY_INDICES, wholebody_to_mit
 from .masks import box_mask_rle
+from .media import MediaInfo, normalize_media, probe_media, read_aligned_audio
+from .realign import annotations_need_rotation, rotate_boxes, rotate_points, source_indices
 from .safe_names import child_path
+from .speaker_info import parse_speaker_entry
 from .talknet import load_person_scores
-from .video_io import _encode_audio, probe_video, read_audio, read_video_frames, write_video
+from .video_io import _encode_audio
 
 SPLITS_FILE = "splits.json"
 SPEAKER_INFO_FILES = ("speaker_info_with_instance_bbox.json", "speaker_info.json")
@@ -72,9 +76,24 @@ ASSIGN_MIN_SCORE = 0.4
 SOURCE_SUBSETS = {"TonightShow": "two_human", "LateLateShow": "multi_human"}
 
 
+#: Files and folders of a clip folder: a sub-folder holding any of them is a clip (and must be readable).
+CLIP_FILES = ("meta.json", "video.mp4", *SPEAKER_INFO_FILES, "pose")
+#: Number of speakers -> subset, when neither meta.json, splits.json nor the show says (the released
+#: collection code writes ``source`` "test"): TonightShow clips have 2 speakers, LateLateShow 2-4.
+SPEAKER_COUNT_SUBSETS = {2: "two_human", 3: "multi_human", 4: "multi_human"}
+
+
+class ClipSplit(NamedTuple):
+    split: str
+    difficulty: str
+    subset: str | None = None  # optional in splits.json
+
+
 def is_clip_folder(path: Path) -> bool:
-    """A visible sub-folder with a ``meta.json`` (hidden names are temporaries of a writer, never clips)."""
-    return not path.name.startswith(".") and path.is_dir() and (path / "meta.json").is_file()
+    """A visible sub-folder holding any of :data:`CLIP_FILES` (whether or not it is complete)."""
+    return (
+        path.is_dir() and not path.name.startswith(".") and any((path / name).exists() for name in CLIP_FILES)
+    )
 
 
 def list_clip_folders(clips_dir: str | os.PathLike) -> list[Path]:
@@ -84,31 +103,44 @@ def list_clip_folders(clips_dir: str | os.PathLike) -> list[Path]:
     return sorted(path for path in clips_dir.iterdir() if is_clip_folder(path))
 
 
-def read_splits(clips_dir: str | os.PathLike) -> dict[str, tuple[str, str]]:
-    """``splits.json`` of a folder of clips as ``{clip name: (split, difficulty)}`` ({} when absent)."""
+def read_splits(clips_dir: str | os.PathLike) -> dict[str, ClipSplit]:
+    """``splits.json`` of a folder of clips as ``{clip name: ClipSplit}`` ({} when absent).
+
+    Raises:
+        ClipValidationError: naming the file (and the clip) for unreadable JSON or a bad entry.
+    """
     path = Path(clips_dir) / SPLITS_FILE
     if not path.is_file():
         return {}
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ClipValidationError(f"{path}: not valid UTF-8 JSON ({error})") from error
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected an object {{clip name: {{'split', 'difficulty'}}}}")  # noqa: TRY004
+        raise ClipValidationError(f"{path}: expected an object {{clip name: {{'split', 'difficulty'}}}}")
     splits = {}
     for name, value in raw.items():
         if isinstance(value, str):
             value = {"split": value}
         if not isinstance(value, dict):
-            raise ValueError(f"{path}: entry {name!r} must be a split name or {{'split', 'difficulty'}}")  # noqa: TRY004
+            raise ClipValidationError(
+                f"{path}: clip {name!r}: entry must be a split name or {{'split', 'difficulty'}}"
+            )
         split, difficulty = value.get("split", "train"), value.get("difficulty", "")
+        subset = value.get("subset")
         if split not in SPLITS:
-            raise ValueError(f"{path}: clip {name!r} has split {split!r}, expected one of {SPLITS}")
+            raise ClipValidationError(
+                f"{path}: clip {name!r} field 'split' is {split!r}, expected one of {SPLITS}"
+            )
         if split == "test" and difficulty not in DIFFICULTIES:
-            raise ValueError(
+            raise ClipValidationError(
                 f"{path}: test clip {name!r} needs a difficulty in {DIFFICULTIES}, got {difficulty!r}"
             )
-        splits[name] = (split, difficulty if split == "test" else "")
+        if subset is not None and subset not in SUBSETS:
+            raise ClipValidationError(
+                f"{path}: clip {name!r} field 'subset' is {subset!r}, expected one of {SUBSETS}"
+            )
+        splits[name] = ClipSplit(split, difficulty if split == "test" else "", subset)
     return splits
 
 
@@ -119,12 +151,20 @@ def read_meta(folder: Path) -> dict:
     return meta
 
 
-def clip_subset(folder: Path, meta: dict) -> str:
-    subset = meta.get("subset") or SOURCE_SUBSETS.get(meta.get("source", ""))
+def clip_subset(folder: Path, meta: dict, listed: str | None = None) -> str:
+    """The clip's subset: meta.json ``subset``, else ``listed`` (splits.json), else the show
+    (:data:`SOURCE_SUBSETS`), else the number of speakers (:data:`SPEAKER_COUNT_SUBSETS`)."""
+    subset = meta.get("subset") or listed or SOURCE_SUBSETS.get(meta.get("source", ""))
+    if subset is None and isinstance(meta.get("num_speaker"), int):
+        subset = SPEAKER_COUNT_SUBSETS.get(meta["num_speaker"])
     if subset is None:
         raise ClipValidationError(
             f"clip {folder.name!r}: meta.json field 'source' is {meta.get('source')!r}: not one of "
-            f"{sorted(SOURCE_SUBSETS)} and no 'subset' given"
+            f"{sorted(SOURCE_SUBSETS)}, and no 'subset' (meta.json or splits.json) nor a 'num_speaker' of 2-4 given"
+        )
+    if subset not in SUBSETS:
+        raise ClipValidationError(
+            f"clip {folder.name!r}: meta.json field 'subset' is {subset!r}, expected one of {SUBSETS}"
         )
     return subset
 
@@ -132,50 +172,11 @@ def clip_subset(folder: Path, meta: dict) -> str:
 def _read_json(folder: Path, name: str):
     path = folder / name
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise ClipValidationError(f"clip {folder.name!r}: missing {name}") from error
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ClipValidationError(f"clip {folder.name!r}: {name} is not valid JSON ({error})") from error
-
-
-def count_decoded_frames(path: Path) -> int:
-    """Frames that actually decode (the container's count is wrong for stream-copy cuts)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        return sum(1 for _ in container.decode(stream))
-
-
-def _fit_length(values: np.ndarray, frames: int, what: str) -> np.ndarray:
-    """Accept ``frames`` entries; repair exactly one missing trailing entry (repeat the last); else raise."""
-    if len(values) == frames:
-        return values
-    if len(values) == frames - 1 and len(values) > 0:
-        return np.concatenate([values, values[-1:]], axis=0)
-    raise ClipValidationError(
-        f"{what} has {len(values)} frames, expected {frames} (or {frames - 1}, repaired)"
-    )
-
-
-def _person_array(entry: dict, key: str, frames: int, where: str, shape: tuple[int, ...]) -> np.ndarray:
-    if key not in entry:
-        raise ClipValidationError(f"{where}: field {key!r} is missing")
-    try:
-        values = np.asarray(entry[key], dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ClipValidationError(f"{where}: field {key!r} is not numeric ({error})") from error
-    if values.shape[1:] != shape or values.ndim != 1 + len(shape):
-        raise ClipValidationError(f"{where}: field {key!r} has shape {values.shape}, expected (F, *{shape})")
-    clip_range = entry.get("clip_range")
-    if clip_range is not None:
-        first, last = (int(v) for v in clip_range)
-        if first < 1 or last < first or first > len(values):
-            raise ClipValidationError(
-                f"{where}: field 'clip_range' {clip_range} does not fit {key!r} of length {len(values)}"
-            )
-        values = values[first - 1 : last]
-    return _fit_length(values, frames, f"{where}, field {key!r}")
 
 
 def _stand_in_box(face_boxes: np.ndarray, height: int) -> np.ndarray:
@@ -243,99 +244,120 @@ def assign_poses(
     return assignment
 
 
+def prepare_clip_media(folder: Path, work_dir: str | os.PathLike | None) -> tuple[Path, MediaInfo, MediaInfo]:
+    """``(video to embed, its MediaInfo, the source's MediaInfo)`` for a clip folder's ``video.mp4``: the file
+    itself when it already is what the dataset stores, else its :func:`~mit_dataset.media.normalize_media`
+    copy in ``work_dir`` (required then)."""
+    clip, video_path = folder.name, folder / "video.mp4"
+    try:
+        source = probe_media(video_path)
+    except ValueError as error:
+        raise ClipValidationError(
+            f"clip {clip!r}: field 'video': video.mp4 is missing or unreadable ({error})"
+        ) from error
+    if not source.has_audio:
+        raise ClipValidationError(f"clip {clip!r}: field 'audio': {video_path}: no audio stream")
+    reasons = source.normalization_reasons(SAMPLING_RATE)
+    if not reasons:
+        return video_path, source, source
+    if work_dir is None:
+        raise ClipValidationError(
+            f"clip {clip!r}: field 'video': {'; '.join(reasons)}; pass work_dir to re-encode it frame-accurately"
+        )
+    target = child_path(work_dir, clip, ".mp4", what="clip name")
+    normalized = normalize_media(video_path, target, sample_rate=SAMPLING_RATE)
+    return Path(normalized.path), normalized, source
+
+
+def _speaker_file(folder: Path) -> str:
+    for name in SPEAKER_INFO_FILES:
+        if (folder / name).is_file():
+            return name
+    raise ClipValidationError(f"clip {folder.name!r}: missing {' or '.join(SPEAKER_INFO_FILES)}")
+
+
 def read_clip_folder(
     folder: str | os.PathLike,
     split: str = "train",
     difficulty: str = "",
     work_dir: str | os.PathLike | None = None,
+    subset: str | None = None,
 ) -> ClipRecord:
     """Read one official clip folder into a validated :class:`ClipRecord`.
 
-    ``work_dir`` receives a frame-accurate re-encode of ``video.mp4`` when the container's frame count is
-    wrong (without it such a clip is an error)."""
+    The video is probed once (:func:`~mit_dataset.media.probe_media`); one that is not already constant-rate
+    H.264 with 16 kHz mono audio aligned to its first frame is normalised into ``work_dir`` (without it such
+    a clip is an error) and the annotations are realigned and rotated with it (:mod:`mit_dataset.realign`).
+    ``subset`` (from ``splits.json``) is used when meta.json has none (see :func:`clip_subset`)."""
     folder = Path(folder)
     clip = folder.name
     meta = read_meta(folder)
-    subset = clip_subset(folder, meta)
-    video_path = folder / "video.mp4"
-    try:
-        info = probe_video(video_path)
-        num_frames = count_decoded_frames(video_path)
-    except (ValueError, av.error.FFmpegError, OSError, IndexError) as error:
-        raise ClipValidationError(
-            f"clip {clip!r}: field 'video': video.mp4 is missing or unreadable ({error})"
-        ) from error
-    try:
-        audio = read_audio(video_path, SAMPLING_RATE)
-    except ValueError as error:
-        raise ClipValidationError(f"clip {clip!r}: field 'audio': {error}") from error
-    if info.num_frames != num_frames:
-        if work_dir is None:
-            raise ClipValidationError(
-                f"clip {clip!r}: field 'video': container says {info.num_frames} frames but {num_frames} decode; "
-                "pass work_dir to re-encode it frame-accurately"
+    subset = clip_subset(folder, meta, subset)
+    speaker_file = _speaker_file(folder)
+    speakers = _read_json(folder, speaker_file)
+    if not isinstance(speakers, list):
+        raise ClipValidationError(f"clip {clip!r}: {speaker_file} must be a list of per-person objects")
+    entries = [parse_speaker_entry(entry, index, clip, speaker_file) for index, entry in enumerate(speakers)]
+    video_path, info, source_info = prepare_clip_media(folder, work_dir)
+    num_frames, width, height = info.num_frames, info.width, info.height
+    audio = read_aligned_audio(video_path, SAMPLING_RATE, round(num_frames / info.fps * SAMPLING_RATE))
+
+    points = [e.face_track.reshape(-1, 2) for e in entries] + [
+        e.instance_bbox.reshape(-1, 2) for e in entries if e.instance_bbox is not None
+    ]
+    rotate = annotations_need_rotation(
+        source_info, np.concatenate(points) if points else np.zeros((0, 2)), f"clip {clip!r}: {speaker_file}"
+    )
+    stored_faces, face_boxes, person_boxes, raw_scores = [], [], [], []
+    for entry in entries:
+        face = entry.face_track[
+            source_indices(
+                len(entry.face_track), num_frames, source_info, f"{entry.where}, field 'face_track'"
             )
-        video_path = write_video(
-            Path(work_dir) / f"{clip}.mp4", read_video_frames(video_path), fps=info.fps or FPS
-        )
-
-    speakers = None
-    for name in SPEAKER_INFO_FILES:
-        if (folder / name).is_file():
-            speakers = _read_json(folder, name)
-            break
-    if speakers is None:
-        raise ClipValidationError(f"clip {clip!r}: missing {' or '.join(SPEAKER_INFO_FILES)}")
-    if not isinstance(speakers, list) or not all(isinstance(entry, dict) for entry in speakers):
-        raise ClipValidationError(f"clip {clip!r}: speaker info must be a list of per-person objects")
-
-    width, height = info.width, info.height
-    source, video_id = str(meta.get("source", "")), str(meta.get("video", ""))
-    face_boxes, person_boxes, raw_scores = [], [], []
-    for index, entry in enumerate(speakers):
-        where = f"clip {clip!r}: person {entry.get('person_id', f'p{index}')!r}"
-        face = _person_array(entry, "face_track", num_frames, where, (4,))
+        ]
+        stored_faces.append(face)
+        face = rotate_boxes(face, source_info) if rotate else face
         face_boxes.append(face)
-        if "instance_bbox" in entry:
-            box = np.asarray(entry["instance_bbox"], np.float32).reshape(-1)
-            if box.shape != (4,):
-                raise ClipValidationError(f"{where}: field 'instance_bbox' must be [x1, y1, x2, y2]")
+        if entry.instance_bbox is not None:
+            box = rotate_boxes(entry.instance_bbox, source_info) if rotate else entry.instance_bbox
             person_boxes.append(np.repeat(box[None], num_frames, 0))
         else:
             person_boxes.append(_stand_in_box(face, height))
-        if "speaking_score" in entry:
-            raw_scores.append(_person_array(entry, "speaking_score", num_frames, where, ()))
-        else:
-            raw_scores.append(None)
+        scores = entry.speaking_score
+        if scores is not None:
+            where = f"{entry.where}, field 'speaking_score'"
+            scores = scores[source_indices(len(scores), num_frames, source_info, where)]
+        raw_scores.append(scores)
     if any(score is None for score in raw_scores):
         talknet = folder / TALKNET_DIR
         if not (talknet / "tracks.pckl").is_file():
             raise ClipValidationError(
                 f"clip {clip!r}: field 'speaking_score' missing and no {TALKNET_DIR}/tracks.pckl to derive it from"
             )
-        try:
-            derived = load_person_scores(talknet, np.stack(face_boxes))
+        try:  # TalkNet boxes are in the stored frames' coordinates
+            derived = load_person_scores(talknet, np.stack(stored_faces))
         except ValueError as error:
             raise ClipValidationError(
                 f"clip {clip!r}: field 'speaking_score' (TalkNet import): {error}"
             ) from error
         raw_scores = [derived[i] if score is None else score for i, score in enumerate(raw_scores)]
 
-    keypoints_133 = _read_poses(folder, clip, num_frames, np.stack(person_boxes) if person_boxes else None)
-    persons = []
-    for index, entry in enumerate(speakers):
-        persons.append(
-            PersonTrack(
-                person_id=str(entry.get("person_id", f"p{index}")),
-                identity=str(entry.get("identity", f"{source}_{video_id}_p{index}")),
-                keypoints=wholebody_to_mit(keypoints_133[index]),
-                boxes=person_boxes[index],
-                face_boxes=face_boxes[index],
-                speaking_score_raw=raw_scores[index],
-                mask_rle=[box_mask_rle(box, height, width) for box in person_boxes[index]],
-                keypoints_133=keypoints_133[index],
-            )
+    boxes = np.stack(person_boxes) if person_boxes else None
+    keypoints_133 = _read_poses(folder, num_frames, boxes, source_info, rotate)
+    source, video_id = str(meta.get("source", "")), str(meta.get("video", ""))
+    persons = [
+        PersonTrack(
+            person_id=entry.person_id,
+            identity=entry.identity or f"{source}_{video_id}_p{index}",
+            keypoints=wholebody_to_mit(keypoints_133[index]),
+            boxes=person_boxes[index],
+            face_boxes=face_boxes[index],
+            speaking_score_raw=raw_scores[index],
+            mask_rle=[box_mask_rle(box, height, width) for box in person_boxes[index]],
+            keypoints_133=keypoints_133[index],
         )
+        for index, entry in enumerate(entries)
+    ]
     record = ClipRecord(
         clip_id=clip,
         source=source,
@@ -348,29 +370,33 @@ def read_clip_folder(
         width=width,
         height=height,
         persons=persons,
-        fps=info.fps or FPS,
+        fps=info.fps,
         metadata={k: meta[k] for k in ("video", "period", "num_speaker", "url") if k in meta},
     )
     return record.validate()
 
 
-def _read_poses(folder: Path, clip: str, num_frames: int, person_boxes: np.ndarray | None) -> np.ndarray:
-    """``(P, F, 133, 3)`` assigned poses (zeros where a person has none)."""
+def _read_poses(
+    folder: Path, num_frames: int, person_boxes: np.ndarray | None, info: MediaInfo, rotate: bool
+) -> np.ndarray:
+    """``(P, F, 133, 3)`` assigned poses (zeros where a person has none), realigned like the arrays."""
+    clip = folder.name
     num_persons = 0 if person_boxes is None else len(person_boxes)
     files = _pose_files(folder)
+    picks = source_indices(
+        len(files), num_frames, info, f"clip {clip!r}: field 'pose' (pose/*.json)", "files"
+    )
     result = np.zeros((num_persons, num_frames, NUM_WHOLEBODY_KEYPOINTS, 3), np.float32)
-    if len(files) not in (num_frames, num_frames - 1):
-        raise ClipValidationError(
-            f"clip {clip!r}: field 'pose' has {len(files)} files in pose/, expected {num_frames} "
-            f"(or {num_frames - 1}, repaired)"
-        )
-    for t, path in enumerate(files):
-        poses = _read_pose_frame(path, clip)
+    for t, index in enumerate(picks):
+        if t > 0 and index == picks[t - 1]:
+            result[:, t] = result[:, t - 1]
+            continue
+        poses = _read_pose_frame(files[index], clip)
+        if rotate:
+            poses = [rotate_points(pose, info) for pose in poses]
         for person, pose in enumerate(assign_poses(poses, person_boxes[:, t]) if num_persons else []):
             if pose >= 0:
                 result[person, t] = poses[pose]
-    if len(files) == num_frames - 1:
-        result[:, -1] = result[:, -2]
     return result
 
 
@@ -378,23 +404,31 @@ def iter_clip_records(
     clips_dir: str | os.PathLike, subsets=None, clip_names=None, work_dir: str | os.PathLike | None = None
 ) -> Iterator[ClipRecord]:
     """Read the clip folders under ``clips_dir`` one at a time (only those of ``subsets`` / named in
-    ``clip_names`` when given), with split and difficulty from ``splits.json``. Re-encoded videos go to
-    ``work_dir`` (a temporary folder, removed when the iteration ends, when not given)."""
+    ``clip_names`` when given), with split, difficulty (and optionally subset) from ``splits.json``.
+    Normalised videos go to ``work_dir`` (a temporary folder, removed when the iteration ends, when not
+    given). A sub-folder holding clip files that cannot be read is an error naming it."""
     splits = read_splits(clips_dir)
     folders = list_clip_folders(clips_dir)
     if not folders:
-        raise FileNotFoundError(f"{clips_dir}: no clip folders (sub-folders with meta.json)")
+        raise FileNotFoundError(f"{clips_dir}: no clip folders (sub-folders with meta.json, video.mp4, ...)")
     unknown = sorted(set(splits) - {folder.name for folder in folders})
     if unknown:
-        raise ValueError(f"{Path(clips_dir) / SPLITS_FILE}: clips {unknown[:5]} have no clip folder")
+        raise ClipValidationError(f"{Path(clips_dir) / SPLITS_FILE}: clips {unknown[:5]} have no clip folder")
     if clip_names is not None:
         folders = [folder for folder in folders if folder.name in set(clip_names)]
+    listed = {name: entry.subset for name, entry in splits.items()}
     if subsets is not None:
-        folders = [folder for folder in folders if clip_subset(folder, read_meta(folder)) in subsets]
+        folders = [
+            folder
+            for folder in folders
+            if clip_subset(folder, read_meta(folder), listed.get(folder.name)) in subsets
+        ]
     with tempfile.TemporaryDirectory(prefix="mit-reencode-") as default_work_dir:
         for folder in folders:
-            split, difficulty = splits.get(folder.name, ("train", ""))
-            yield read_clip_folder(folder, split, difficulty, work_dir=work_dir or default_work_dir)
+            split, difficulty, subset = splits.get(folder.name, ClipSplit("train", ""))
+            yield read_clip_folder(
+                folder, split, difficulty, work_dir=work_dir or default_work_dir, subset=subset
+            )
 
 
 # ----------------------------------------------------------------------------------------------- writer

@@ -95,23 +95,31 @@ class MediaInfo:
         rate = fps or self.fps
         return np.rint(np.asarray(self.frame_times, np.float64) * rate).astype(np.int64)
 
+    def normalization_reasons(self, sample_rate: int = 16_000) -> list[str]:
+        """Why the file is not what :func:`normalize_media` writes (empty: it is, no rewrite needed)."""
+        reasons = []
+        if (self.video_codec, self.pix_fmt) != ("h264", "yuv420p"):
+            reasons.append(f"video is {self.video_codec} {self.pix_fmt}, not h264 yuv420p")
+        if self.container_frames not in (0, self.num_frames):
+            reasons.append(f"container says {self.container_frames} frames but {self.num_frames} decode")
+        if self.has_gaps:
+            reasons.append("video timestamps have gaps")
+        if abs(self.video_start) >= 0.5 / self.fps:
+            reasons.append(f"video starts at {self.video_start:.3f} s")
+        if self.rotation:
+            reasons.append(f"{self.rotation}-degree display rotation")
+        if self.width % 2 or self.height % 2:
+            reasons.append(f"odd size {self.width}x{self.height}")
+        if self.has_audio:
+            if (self.sample_rate, self.audio_channels) != (sample_rate, 1):
+                reasons.append(f"audio is {self.sample_rate} Hz with {self.audio_channels} channels")
+            if abs(self.audio_offset) > ALIGNED_TOLERANCE_S:
+                reasons.append(f"audio starts {self.audio_offset:+.3f} s from the first video frame")
+        return reasons
+
     def is_normalized(self, sample_rate: int = 16_000) -> bool:
         """Whether the file already is what :func:`normalize_media` writes (no rewrite needed)."""
-        video_ok = (
-            self.video_codec == "h264"
-            and self.pix_fmt == "yuv420p"
-            and self.rotation == 0
-            and not self.has_gaps
-            and abs(self.video_start) < 0.5 / self.fps
-            and self.width % 2 == 0
-            and self.height % 2 == 0
-        )
-        audio_ok = not self.has_audio or (
-            self.sample_rate == sample_rate
-            and self.audio_channels == 1
-            and abs(self.audio_offset) <= ALIGNED_TOLERANCE_S
-        )
-        return video_ok and audio_ok
+        return not self.normalization_reasons(sample_rate)
 
 
 def _fail(source: VideoSource, what: str) -> MediaError:
@@ -219,7 +227,7 @@ def probe_media(path: VideoSource) -> MediaInfo:
                 frame_times=tuple(float(p * time_base) for p in pts.tolist()),
             )
     except (av.error.FFmpegError, OSError) as error:
-        raise _fail(path, f"not a readable media file ({error})") from error
+        raise _fail(path, f"not a readable video ({error})") from error
 
 
 def _display_frames(source: VideoSource, info: MediaInfo, picks: np.ndarray) -> Iterator[np.ndarray]:

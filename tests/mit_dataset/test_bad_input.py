@@ -164,8 +164,14 @@ def test_clip_folder_bad_inputs(one_clip_dir, tmp_path):
     pose_file.write_text(pose_text)
 
     meta = json.loads((folder / "meta.json").read_text())
-    (folder / "meta.json").write_text(json.dumps({**meta, "subset": None, "source": "Unknown"}))
-    _export_fails(clips_dir, tmp_path, rf"clip '{name}': meta.json field 'source'")
+    (folder / "meta.json").write_text(
+        json.dumps({**meta, "subset": None, "source": "Unknown", "num_speaker": 5})
+    )
+    _export_fails(
+        clips_dir, tmp_path, rf"clip '{name}': meta.json field 'source' is 'Unknown'.*'num_speaker' of 2-4"
+    )
+    (folder / "meta.json").write_text(json.dumps({**meta, "subset": None, "source": "test"}))
+    assert read_clip_folder(folder).subset == "two_human"  # the released code's meta.json: from num_speaker
     (folder / "meta.json").write_text(json.dumps({**meta, "subset": None, "source": "TonightShow"}))
     assert read_clip_folder(folder).subset == "two_human"  # the show decides the subset
     export_clip_folders(clips_dir, tmp_path / "exported", progress=False)

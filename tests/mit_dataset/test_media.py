@@ -156,7 +156,7 @@ def test_bad_media_errors_name_the_file(tmp_path):
         probe_media(wav)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00not a video" * 100)
-    with pytest.raises(MediaError, match=r"garbage\.mp4: not a readable media file"):
+    with pytest.raises(MediaError, match=r"garbage\.mp4: not a readable video"):
         probe_media(garbage)
     with pytest.raises(MediaError, match="fps must be positive"):
         normalize_media(write_sample(tmp_path / "ok.mp4", num_frames=3), tmp_path / "out.mp4", fps=0)
