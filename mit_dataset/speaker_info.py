@@ -38,13 +38,13 @@ class SpeakerEntry:
 
 def _numbers(value, shape_tail: tuple[int, ...], where: str, field: str, expected: str) -> np.ndarray:
     if isinstance(value, (str, bytes, dict)) or value is None:
-        raise ClipValidationError(f"{where}: field {field!r} must be {expected}, got {type(value).__name__}")
+        raise ClipValidationError(f"{where} field {field!r} must be {expected}, got {type(value).__name__}")
     try:
         array = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as error:
-        raise ClipValidationError(f"{where}: field {field!r} must be {expected} ({error})") from error
+        raise ClipValidationError(f"{where} field {field!r} must be {expected} ({error})") from error
     if array.ndim != len(shape_tail) + 1 or array.shape[1:] != shape_tail:
-        raise ClipValidationError(f"{where}: field {field!r} has shape {array.shape}, expected {expected}")
+        raise ClipValidationError(f"{where} field {field!r} has shape {array.shape}, expected {expected}")
     return array
 
 
@@ -56,7 +56,7 @@ def check_box_order(boxes: np.ndarray, where: str, field: str) -> None:
     if inverted.any():
         first = int(np.flatnonzero(inverted)[0])
         raise ClipValidationError(
-            f"{where}: field {field!r} has an inverted box {boxes[first].tolist()} at index {first} "
+            f"{where} field {field!r} has an inverted box {boxes[first].tolist()} at index {first} "
             "(expected [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2)"
         )
 
@@ -68,12 +68,12 @@ def _clip_range(entry: dict, where: str) -> tuple[int, int] | None:
     numbers = value if isinstance(value, (list, tuple)) else None
     if numbers is None or len(numbers) != 2 or not all(isinstance(v, (int, float)) for v in numbers):
         raise ClipValidationError(
-            f"{where}: field 'clip_range' must be [first, last] (1-based frame numbers), got {value!r}"
+            f"{where} field 'clip_range' must be [first, last] (1-based frame numbers), got {value!r}"
         )
     first, last = (int(v) for v in numbers)
     if first != numbers[0] or last != numbers[1] or first < 1 or last < first:
         raise ClipValidationError(
-            f"{where}: field 'clip_range' {value!r} must be whole numbers with 1 <= first <= last"
+            f"{where} field 'clip_range' {value!r} must be whole numbers with 1 <= first <= last"
         )
     return first, last
 
@@ -84,7 +84,7 @@ def _in_range(values: np.ndarray, span: tuple[int, int] | None, where: str, fiel
     first, last = span
     if last > len(values):
         raise ClipValidationError(
-            f"{where}: field 'clip_range' [{first}, {last}] runs past the end of {field!r} "
+            f"{where} field 'clip_range' [{first}, {last}] runs past the end of {field!r} "
             f"({len(values)} entries)"
         )
     return values[first - 1 : last]
@@ -96,12 +96,12 @@ def repair_score_nans(scores: np.ndarray, where: str) -> np.ndarray:
     if finite.all():
         return scores
     if not finite.any():
-        raise ClipValidationError(f"{where}: field 'speaking_score' has no finite value")
+        raise ClipValidationError(f"{where} field 'speaking_score' has no finite value")
     first, last = np.flatnonzero(finite)[[0, -1]]
     inner = np.flatnonzero(~finite[first : last + 1])
     if inner.size:
         raise ClipValidationError(
-            f"{where}: field 'speaking_score' has NaN/inf at index {first + int(inner[0])}, between finite "
+            f"{where} field 'speaking_score' has NaN/inf at index {first + int(inner[0])}, between finite "
             "scores (only NaN runs at the track ends are repaired)"
         )
     repaired = scores.copy()

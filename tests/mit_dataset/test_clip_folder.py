@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from datasets import load_dataset
 
-from mit_dataset import clip_folder
 from mit_dataset.builder import MITClipFolderBuilder
 from mit_talk.cli import mit_talking as main
 from mit_dataset.clip import ClipValidationError
