@@ -174,16 +174,18 @@ def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
         raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
     with av.open(filename, mode="w", format="mp4") as container:
         # Every stream must exist before the first packet is muxed (the header is written then).
-        video_stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        rate = Fraction(fps).limit_denominator(1001)
+        video_stream = container.add_stream("libx264", rate=rate)
         video_stream.width, video_stream.height = width, height
         video_stream.pix_fmt = "yuv420p"
         video_stream.options = {"crf": str(crf), **X264_OPTIONS}
         audio_stream = None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=aac_sample_rate(sample_rate), layout="mono")
-        for frame in itertools.chain([first], frames):
-            frame = np.ascontiguousarray(frame, dtype=np.uint8)
-            container.mux(video_stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for index, frame in enumerate(itertools.chain([first], frames)):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, 1 / rate
+            container.mux(video_stream.encode(frame))
         container.mux(video_stream.encode())
         if audio_stream is not None:
             _encode_audio(container, audio_stream, np.asarray(audio, dtype=np.float32), sample_rate)
