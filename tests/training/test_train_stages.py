@@ -85,3 +85,21 @@ def test_stage1_then_stage2_learn_and_freeze(tiny_config, synthetic_dataset_dir,
     assert "stage 2, clips" in card and "max_steps: 12" in card and "12 optimizer steps" in card
     weights = load_file(out / "checkpoints" / "checkpoint-12" / "model.safetensors")
     assert any(k.startswith("denoising_unet.") for k in weights)
+
+    # What `covog generate` and `mit-bench predict` do with the saved pipeline.
+    from benchmark.predict import load_pipeline, predict_submission
+    from mit_talk.cli import run as run_cli
+
+    test_clip = datasets.load_dataset(str(synthetic_dataset_dir), split="test")[0]["clip_id"]
+    video = tmp_path / "generated.mp4"
+    status = run_cli(
+        "covog",
+        ["generate", "--model", str(out / "pipeline"), "--dataset", str(synthetic_dataset_dir), "--clip", test_clip,
+         "--out", str(video), "--frames", "4", "--steps", "1", "--height", "32", "--width", "64"],
+    )  # fmt: skip
+    assert status == 0 and video.stat().st_size > 0
+    summary = predict_submission(
+        load_pipeline(out / "pipeline"), str(synthetic_dataset_dir), tmp_path / "predictions", num_frames=4,
+        num_inference_steps=1, height=32, width=64, clip_ids=[test_clip], progress=False,
+    )  # fmt: skip
+    assert summary.written == [test_clip]
