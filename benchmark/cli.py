@@ -4,7 +4,7 @@
     mit-bench validate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR
     mit-bench evaluate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR --out results.json [--i3d I3D.pt]
                         [--model-card README.md] [--allow-partial]
-    mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html
+    mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html [--dataset DIR_OR_ID]
 
 ``evaluate`` and ``predict`` spread their clips over processes: ``accelerate launch --multi_gpu ...`` on GPUs,
 ``torchrun --nproc_per_node N -m mit_talk.cli mit-bench ...`` on CPUs (the same numbers as one process).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .archives import ExtractionLimits
 from .scoring import METRICS
 
 
@@ -93,16 +94,44 @@ def add_commands(sub) -> None:
     predict.set_defaults(run=_predict)
 
     board = sub.add_parser(
-        "leaderboard", help="rank results JSON files into a markdown/HTML table + PNG plot"
+        "leaderboard",
+        help="check or re-score submissions (results files, prediction folders, zip/tar archives) and rank them "
+        "into a markdown/HTML table + PNG plot",
     )
-    board.add_argument("submissions", type=Path, help="folder of results JSON files (or one sub-folder each)")
+    board.add_argument(
+        "submissions",
+        type=Path,
+        help="folder of results JSON files, prediction folders and zip/tar archives (one entry each)",
+    )
     board.add_argument("--out", type=Path, required=True, help="leaderboard.md or leaderboard.html")
-    board.add_argument("--rank-by", default="ssim", choices=list(METRICS))
+    board.add_argument(
+        "--dataset",
+        default=None,
+        help="MIT dataset folder or Hub id: prediction submissions are re-scored on its test split (verified) "
+        "and results files must match its test-set fingerprint (default: none; predictions are then rejected "
+        "and results files must agree among themselves)",
+    )
+    board.add_argument("--config", default=None, help="dataset config: all (default), two_human, multi_human")
+    board.add_argument("--cache-dir", default=None, help="datasets cache folder")
+    board.add_argument("--i3d", default=None, help="I3D file for FVD when re-scoring (else $MIT_BENCH_I3D)")
+    board.add_argument(
+        "--trust-detector", action="store_true", help="run an unverified I3D TorchScript file (it is code)"
+    )
+    board.add_argument(
+        "--max-archive-gib",
+        type=float,
+        default=ExtractionLimits().max_total_bytes / 2**30,
+        help="refuse an archive that expands to more than this many GiB",
+    )
+    board.add_argument(
+        "--rank-by", default="ssim", choices=list(METRICS), help="metric that orders the table"
+    )
     board.add_argument("--difficulty", default="all", choices=["easy", "challenging", "all"])
     board.add_argument("--subset", default="all", choices=["two_human", "multi_human", "all"])
     board.add_argument(
         "--allow-partial", action="store_true", help="show incomplete results, labelled PARTIAL"
     )
+    board.add_argument("--verified-only", action="store_true", help="show only re-scored (verified) entries")
     board.set_defaults(run=_leaderboard)
 
 
@@ -194,12 +223,20 @@ def _predict(args) -> int:
 def _leaderboard(args) -> int:
     from .leaderboard import build_leaderboard, write_leaderboard
 
+    limits = ExtractionLimits(max_total_bytes=int(args.max_archive_gib * 2**30))
     board = build_leaderboard(
         args.submissions,
         rank_by=args.rank_by,
         difficulty=args.difficulty,
         subset=args.subset,
         allow_partial=args.allow_partial,
+        verified_only=args.verified_only,
+        dataset=args.dataset,
+        config=args.config,
+        cache_dir=args.cache_dir,
+        scoring={"i3d_path": args.i3d, "trust_detector": args.trust_detector},
+        limits=limits,
+        work_dir=args.out.parent,
     )
     out, plot = write_leaderboard(board, args.out)
     print(board.markdown())

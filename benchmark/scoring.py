@@ -22,6 +22,7 @@ import numpy as np
 from mit_dataset.atomic import atomic_write_text
 from mit_dataset.distributed import distributed_state
 
+from .fingerprint import fingerprint_test_split
 from .submission import (
     ClipSpec,
     Problem,
@@ -64,6 +65,7 @@ class BenchmarkResults:
     problems: list[dict]
     model: str = ""
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    test_set: dict = field(default_factory=dict)  # benchmark.fingerprint: which test split this was scored on
 
     @property
     def num_scored(self) -> int:
@@ -95,12 +97,17 @@ class BenchmarkResults:
             "skipped": dict(self.skipped),
             "conventions": dict(self.conventions),
             "problems": list(self.problems),
+            "test_set": dict(self.test_set),
             "table": [_json_safe(row) for row in self.table],
             "per_clip": [_json_safe(row) for row in self.per_clip],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> BenchmarkResults:
+        """Results from a parsed results file, after :func:`benchmark.integrity.check_results_dict` (every field
+        checked, every table cell recomputed from ``per_clip``; ``ResultsError`` names what is wrong)."""
+        from .integrity import check_results_dict
+
         check_results_dict(data)
         return cls(
             dataset=data["dataset"],
@@ -115,6 +122,7 @@ class BenchmarkResults:
             problems=data["problems"],
             model=data.get("model", ""),
             created=data.get("created", ""),
+            test_set=data.get("test_set") or {},
         )
 
     def write_json(self, path: str | Path) -> Path:
@@ -173,50 +181,6 @@ def _format_value(metric: str, row: dict) -> str:
     return f"{value:.4f}"
 
 
-def check_results_dict(data: dict) -> None:
-    """Raise ``ValueError`` naming the first field that makes ``data`` not a valid results file."""
-    if not isinstance(data, dict):
-        raise ValueError("results file is not a JSON object")  # noqa: TRY004 (a bad file, not a bad call)
-    if data.get("format") != RESULTS_FORMAT:
-        raise ValueError(f"field 'format' is {data.get('format')!r}, expected {RESULTS_FORMAT!r}")
-    required = {
-        "dataset": str,
-        "config": str,
-        "num_expected": int,
-        "num_scored": int,
-        "complete": bool,
-        "metrics": list,
-        "skipped": dict,
-        "conventions": dict,
-        "problems": list,
-        "table": list,
-        "per_clip": list,
-    }
-    for key, kind in required.items():
-        if not isinstance(data.get(key), kind):
-            raise ValueError(f"field {key!r} is missing or not a {kind.__name__}")  # noqa: TRY004
-    unknown = set(data["metrics"]) - set(METRICS)
-    if unknown:
-        raise ValueError(f"field 'metrics' has unknown metric(s) {sorted(unknown)}")
-    cells = {(row.get("difficulty"), row.get("subset")) for row in data["table"] if isinstance(row, dict)}
-    if cells != set(TABLE_ROWS) or len(data["table"]) != len(TABLE_ROWS):
-        raise ValueError(f"field 'table' must have exactly the rows {list(TABLE_ROWS)}")
-    for row in data["table"]:
-        for metric in data["metrics"]:
-            value = row.get(metric)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ValueError(f"table row {row['difficulty']}/{row['subset']}: {metric} is {value!r}")
-    if data["num_scored"] != len(data["per_clip"]):
-        raise ValueError(
-            f"field 'num_scored' is {data['num_scored']} but 'per_clip' has {len(data['per_clip'])}"
-        )
-    if data["complete"] != (data["num_scored"] == data["num_expected"]):
-        raise ValueError(
-            f"field 'complete' is {data['complete']} but {data['num_scored']}/{data['num_expected']} clips were "
-            "scored"
-        )
-
-
 def _json_safe(row: dict) -> dict:
     """Floats as plain Python floats; numpy scalars converted (``json`` refuses them)."""
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
@@ -229,7 +193,11 @@ class ClipScorer:
     """Per-clip metric values and I3D features (the FVD is a set statistic, computed per table cell)."""
 
     def __init__(
-        self, metrics=("ssim", "psnr", "speaker_sync", "fvd"), i3d_path=None, device="cpu", trust_detector=False
+        self,
+        metrics=("ssim", "psnr", "speaker_sync", "fvd"),
+        i3d_path=None,
+        device="cpu",
+        trust_detector=False,
     ):
         self.metrics = [m for m in METRICS if m in metrics]
         self.device = device
@@ -483,5 +451,6 @@ def evaluate_submission(
         conventions=metric_conventions(metrics, scorer.detector_name),
         problems=[{"clip_id": p.clip_id, "kind": p.kind, "message": p.message} for p in report.problems],
         model=model_name,
+        test_set=fingerprint_test_split(test),
     )
     return results, report
