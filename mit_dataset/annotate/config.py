@@ -40,7 +40,9 @@ class AnnotateConfig:
     max_gap_frames: int = 10  # gaps a track bridges by interpolation (the TalkNet demo's numFailedDet)
     min_track_frames: int = 10  # shorter tracks are dropped (the TalkNet demo's minTrack)
     track_min_iou: float = 0.3
-    face_detect_every: int = 2  # built-in detector: frames between detections (tracks are interpolated)
+    face_detect_every: int = (
+        5  # built-in detector: frames between detections (0.2 s; tracks are interpolated)
+    )
     face_scale_factor: float = 1.15  # built-in detector: Haar pyramid step
     # 4. speaking scores
     speaking_scores: str = "auto"

@@ -19,7 +19,7 @@ Built-in detector, and why this one (measured here, torch 2.13 CPU, Python 3.11,
 So the built-in detector is OpenCV's frontal-face cascade plus the profile cascade on the image and its mirror
 (talk-show guests turn to each other), non-maximum suppression at IoU 0.3, run every ``face_detect_every``
 frames on grey frames scaled so that the smallest face a clip may hold (``min_face_size``) is about
-:data:`HAAR_MIN_FACE_PIXELS` pixels (Haar windows start at 24). Tracks are smoothed with a 5-detection moving
+:data:`HAAR_MIN_FACE_PIXELS` pixels (the frontal cascade's window size). Tracks are smoothed with a 5-detection moving
 average. Cascades miss faces at strong angles and under occlusion, and fire on face-like textures: its tracks
 are a baseline for videos without TalkNet outputs, not a replacement for them (speeds in the README).
 """
@@ -40,7 +40,7 @@ from .shots import analysis_transform
 from .tracks import Track, interpolate_track, link_detections, smooth_boxes, split_at_cuts
 
 #: The smallest face a clip may hold is scaled to about this many pixels for the Haar cascades.
-HAAR_MIN_FACE_PIXELS = 32
+HAAR_MIN_FACE_PIXELS = 24
 HAAR_MIN_NEIGHBOURS = 5
 SMOOTHING_DETECTIONS = 5
 

@@ -82,7 +82,7 @@ class _VideoRun:
             self.report.cached.append(name)
             result = unpack(arrays)
         else:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 result = compute()
             except SkipVideo:
@@ -92,6 +92,7 @@ class _VideoRun:
                 raise SkipVideo(reason, str(error)) from error
             self.cache.save(name, self.key, pack(result))
             self.report.seconds[name] = round(time.perf_counter() - started, 3)
+            self.report.cpu_seconds[name] = round(time.process_time() - cpu, 3)
         self.bar.update()
         return result
 
@@ -329,7 +330,7 @@ def annotate_video(
         if previous.get("key") == done_key and all((out / name).is_dir() for name in names):
             report.cached.append("write")
         else:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             out.mkdir(parents=True, exist_ok=True)
             staging = out / temporary_name(f"{video.source}_{video.video}")
             try:
@@ -345,6 +346,7 @@ def annotate_video(
             _unpublish(previous.get("clips", []), out, set(names))
             cache.write_json(DONE_FILE, {"key": done_key, "clips": names})
             report.seconds["write"] = round(time.perf_counter() - started, 3)
+            report.cpu_seconds["write"] = round(time.process_time() - cpu, 3)
         report.clips = names
         bar.update()
     except SkipVideo as error:

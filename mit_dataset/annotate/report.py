@@ -17,8 +17,9 @@ REPORT_FILE = "annotate_report.json"
 
 @dataclass
 class VideoReport:
-    """What happened to one video. ``seconds`` holds the processing time of each stage run now (stages loaded
-    from the cache are listed in ``cached``); ``video_seconds`` the normalised video's length."""
+    """What happened to one video. ``seconds`` holds the wall-clock time of each stage run now and
+    ``cpu_seconds`` the CPU time of this process in it (all threads; stages loaded from the cache are listed in
+    ``cached``); ``video_seconds`` is the normalised video's length."""
 
     source: str
     video: str
@@ -28,6 +29,7 @@ class VideoReport:
     message: str = ""
     clips: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     methods: dict[str, str] = field(default_factory=dict)
     video_seconds: float = 0.0

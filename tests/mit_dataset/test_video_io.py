@@ -99,3 +99,16 @@ def test_frames_are_read_as_displayed(tmp_path):
     frames = read_video_frames(path, start=2, count=1)
     assert frames.shape == (1, 128, 72, 3)  # what torchcodec and the FFmpeg CLI show
     assert np.abs(frames[0].astype(np.float32) - np.rot90(coded_frame(2))).mean() < 3
+
+
+def test_box_mask_rle_is_the_rle_of_the_filled_box_mask():
+    """Run lengths written down directly must give the very string encoding the dense mask gives: boxes
+    leaving the frame, full-height / full-width boxes, empty boxes."""
+    rng = np.random.default_rng(0)
+    boxes = [[-3, -2, 40, 40], [0, 0, 30, 20], [5, 0, 9, 20], [0, 4, 30, 7], [7, 7, 7, 12], [29.6, 3, 31, 9]]
+    boxes += [np.sort(rng.uniform(-8, 38, (2, 2)), axis=0).reshape(-1)[[0, 2, 1, 3]] for _ in range(300)]
+    for box in boxes:
+        x1, y1, x2, y2 = np.round(np.asarray(box, np.float64)).astype(int)
+        dense = np.zeros((20, 30), bool)
+        dense[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
+        assert box_mask_rle(np.asarray(box), 20, 30) == encode_mask(dense), box
