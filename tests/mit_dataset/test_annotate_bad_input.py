@@ -41,6 +41,16 @@ def _bad_talknet(raw, name, tracks, scores=None):
         (folder / "scores.pckl").write_bytes(pickle.dumps(scores))
 
 
+class _Hostile:
+    """Unpickling this would create ``path``: a loader that runs code fails the test."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def _bad_labels(raw, name, text):
     _episode(raw, name)
     (raw / SOURCE / name / "labels" / "output_0001.txt").write_text(text)
@@ -58,6 +68,7 @@ def bad_run(tmp_path_factory):
     (raw / SOURCE / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
     truncated = good.video_path.read_bytes()
     (raw / SOURCE / "truncated.mp4").write_bytes(truncated[: len(truncated) // 3])
+    _bad_talknet(raw, "hostile", [_Hostile(raw / "pwned")], [np.zeros(3)])
     _bad_talknet(raw, "tracksdict", {"track": []})
     _bad_talknet(
         raw, "boxshape", [{"track": {"frame": np.arange(5), "bbox": np.zeros((5, 3))}}], [np.zeros(5)]
@@ -79,6 +90,10 @@ def bad_run(tmp_path_factory):
     return good, annotate(raw, out, config=TINY_CONFIG, progress=False), out
 
 
+def good_raw(bad_run):
+    return bad_run[0].video_path.parents[1]
+
+
 EXPECTED = {
     "silent": ("no_audio", "no audio stream"),
     "vfr": ("variable_frame_rate", "variable frame rate"),
@@ -86,6 +101,7 @@ EXPECTED = {
     "zerofaces": ("no_clip", "0 face tracks"),
     "corrupt": ("unreadable", "corrupt.mp4"),
     "truncated": ("unreadable", "truncated.mp4"),
+    "hostile": ("bad_annotation", "tracks.pckl"),
     "tracksdict": ("bad_annotation", "tracks.pckl"),
     "boxshape": ("bad_annotation", "tracks.pckl"),
     "nanscores": ("bad_annotation", "NaN"),
@@ -107,6 +123,7 @@ def test_bad_video_is_skipped_with_its_reason(bad_run, name):
     assert (entry.status, entry.reason) == ("skipped", reason), entry.message
     assert text in entry.message and "\n" not in entry.message
     assert entry.clips == [] and not list(out.glob(f"{SOURCE}_{name}_*"))
+    assert not (good_raw(bad_run) / "pwned").exists()  # the hostile pickle ran no code
 
 
 def test_the_run_goes_on_and_reports_every_reason(bad_run):
@@ -115,10 +132,10 @@ def test_the_run_goes_on_and_reports_every_reason(bad_run):
     assert sorted(report.clips) == expected_names(good)
     saved = json.loads((out / "annotate_report.json").read_text())
     assert saved["num_skipped"] == len(EXPECTED) and saved["skip_reasons"] == {
-        "unreadable": 2, "no_audio": 1, "variable_frame_rate": 1, "bad_annotation": 9, "no_clip": 2, "no_poses": 1,
+        "unreadable": 2, "no_audio": 1, "variable_frame_rate": 1, "bad_annotation": 10, "no_clip": 2, "no_poses": 1,
     }  # fmt: skip
     assert (
-        "16 skipped (unreadable: 2, no_audio: 1, variable_frame_rate: 1, bad_annotation: 9"
+        "17 skipped (unreadable: 2, no_audio: 1, variable_frame_rate: 1, bad_annotation: 10"
         in report.summary()
     )
     clip_folders = sorted(p.name for p in out.iterdir() if (p / "meta.json").is_file())
