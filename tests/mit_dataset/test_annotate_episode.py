@@ -151,3 +151,34 @@ def test_a_crash_while_writing_leaves_nothing_and_the_rerun_finishes(clean, tmp_
     monkeypatch.setattr(write_stage, "write_clip_folder", real)
     report = annotate(root / "raw", tmp_path / "clips", config=TINY_CONFIG, progress=False)
     assert report.videos[0].cached == list(STAGES[:-1]) and sorted(report.clips) == expected_names(truth)
+
+
+def _frame_agreement(truth, clips_dir, config):
+    agree = total = 0
+    for clip in truth.expected_clips(config.min_clip_frames):
+        info = json.loads(
+            (clips_dir / truth.clip_name(clip) / "speaker_info_with_instance_bbox.json").read_text()
+        )
+        for p, index in enumerate(clip.appearances):
+            appearance = truth.appearances[index]
+            true = appearance.speaking[clip.start - appearance.first : clip.end - appearance.first]
+            agree += int(((np.asarray(info[p]["speaking_score"]) > 0) == true).sum())
+            total += len(true)
+    return agree / total
+
+
+@pytest.mark.slow
+def test_builtin_speaker_baseline_on_a_synthetic_episode(tmp_path):
+    """The README's figure for the built-in speaking scores (Silero VAD x mouth motion) with TalkNet's face
+    tracks, on a 384x216 episode (faces ~30 px)."""
+    truth = write_episode(tmp_path / "raw", plan_episode(50, seed=7), width=384, height=216, seed=7)
+    config = AnnotateConfig(min_clip_frames=50, min_face_size=8, speaking_scores="builtin")
+    report = annotate(tmp_path / "raw", tmp_path / "clips", config=config, progress=False)
+    assert report.videos[0].methods["speaking_scores"] == "builtin"
+    assert sorted(report.clips) == expected_names(truth, config)
+    agreement = _frame_agreement(truth, tmp_path / "clips", config)
+    errors, num_true, num_ours = transition_errors(truth, tmp_path / "clips", config)
+    print(f"built-in speaker: frame agreement {agreement:.2f}, transition error mean {np.mean(errors[np.isfinite(errors)]):.3f} s, "
+          f"{np.sum(~np.isfinite(errors))} missed of {len(errors)}, {num_ours} transitions for {num_true} true")  # fmt: skip
+    assert agreement >= 0.8
+    assert np.median(errors) < 0.1
