@@ -61,9 +61,10 @@ DONE_FILE = "done.json"
 _MEDIA_STAGES = ("normalize", "shots")
 
 
-def _method(setting: str, available: bool, what: str, where: Path) -> str:
+def _method(setting: str, available: bool, what: str, where: Path, missing: str = "missing") -> str:
+    """``"import"`` or ``"builtin"`` for a stage whose setting is ``setting`` (see ``AnnotateConfig``)."""
     if setting == "import" and not available:
-        raise SkipVideo("bad_annotation", f"{where}: missing, but {what}='import' was asked for")
+        raise SkipVideo("bad_annotation", f"{where}: {missing}, but {what}='import' was asked for")
     return "import" if setting == "import" or (setting == "auto" and available) else "builtin"
 
 
@@ -189,12 +190,12 @@ def run_stages(
     )
     report.methods["face_tracks"] = face_method
     speaking_method = _method(
-        config.speaking_scores, face_method == "import", "speaking_scores", video.talknet_dir / "scores.pckl"
+        config.speaking_scores,
+        face_method == "import",
+        "speaking_scores",
+        video.talknet_dir / "scores.pckl",
+        "its scores belong to TalkNet's face tracks, which are not used",
     )
-    if speaking_method == "import" and face_method != "import":
-        raise SkipVideo(
-            "bad_annotation", "speaking_scores='import' needs imported face tracks (TalkNet's own)"
-        )
 
     def speak():
         if speaking_method == "import":
