@@ -76,21 +76,40 @@ def _add_annotate(subparsers) -> None:
         "CLIPS_DIR/<clip>/ folders, splits.json and annotate_report.json; resumable; "
         "torchrun --nproc_per_node N -m mit_talk.cli mit-talking annotate ... spreads videos over N processes.",
     )
-    parser.add_argument("raw", type=Path, help="folder of raw videos: RAW_DIR/<source>/<video>.mp4")
-    parser.add_argument("--out", type=Path, required=True, help="folder of clip folders to fill (CLIPS_DIR)")
     parser.add_argument(
-        "--cache-dir", type=Path, help="per-video stage cache (default: CLIPS_DIR/.annotate-cache)"
+        "raw", type=Path, metavar="RAW_DIR", help="folder of raw videos: RAW_DIR/<source>/<video>.mp4"
     )
     parser.add_argument(
-        "--export", type=Path, help="also write the Hub layout here (replaces an earlier export)"
+        "--out", type=Path, required=True, metavar="CLIPS_DIR", help="folder of clip folders to fill"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="per-video stage cache (default: CLIPS_DIR/.annotate-cache)",
+    )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="DATASET_DIR",
+        help="also write the Hub layout here (replaces an earlier export)",
     )
     for name in ("face-tracks", "speaking-scores", "person-boxes"):
         parser.add_argument(
             f"--{name}", choices=SOURCES, default="auto", help="import external files or built in"
         )
-    parser.add_argument("--min-clip-frames", type=int, default=125, help="official: 125 frames (5 s)")
-    parser.add_argument("--min-face-size", type=float, default=64.0, help="official: 64 px (area >= 64x64)")
-    parser.add_argument("--min-face-area-ratio", type=float, default=0.5, help="official: 0.5")
+    parser.add_argument(
+        "--min-clip-frames", type=int, default=125, help="shortest clip, in frames (official: 125 = 5 s)"
+    )
+    parser.add_argument(
+        "--min-face-size", type=float, default=64.0, help="smallest face side, in pixels (official: 64)"
+    )
+    parser.add_argument(
+        "--min-face-area-ratio",
+        type=float,
+        default=0.5,
+        help="smallest/largest face area in a clip must exceed this (official: 0.5)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_annotate)
 
