@@ -179,7 +179,7 @@ def _read_json(folder: Path, name: str):
         raise ClipValidationError(f"clip {folder.name!r}: {name} is not valid JSON ({error})") from error
 
 
-def _stand_in_box(face_boxes: np.ndarray, height: int) -> np.ndarray:
+def stand_in_person_boxes(face_boxes: np.ndarray, height: int) -> np.ndarray:
     """Person box without ``instance_bbox``: face box widened to 3 face widths, down to the frame bottom."""
     centre = (face_boxes[:, 0] + face_boxes[:, 2]) / 2
     half = 1.5 * (face_boxes[:, 2] - face_boxes[:, 0])
@@ -197,7 +197,7 @@ def _pose_files(folder: Path) -> list[Path]:
     return sorted(files, key=frame_number)
 
 
-def _read_pose_frame(path: Path, clip: str) -> list[np.ndarray]:
+def read_sapiens_file(path: Path, clip: str) -> list[np.ndarray]:
     """The (133, 3) poses of one Sapiens file (both variants)."""
     try:
         raw = json.loads(path.read_text())
@@ -322,7 +322,7 @@ def read_clip_folder(
             box = rotate_boxes(entry.instance_bbox, source_info) if rotate else entry.instance_bbox
             person_boxes.append(np.repeat(box[None], num_frames, 0))
         else:
-            person_boxes.append(_stand_in_box(face, height))
+            person_boxes.append(stand_in_person_boxes(face, height))
         scores = entry.speaking_score
         if scores is not None:
             where = f"{entry.where}, field 'speaking_score'"
@@ -391,7 +391,7 @@ def _read_poses(
         if t > 0 and index == picks[t - 1]:
             result[:, t] = result[:, t - 1]
             continue
-        poses = _read_pose_frame(files[index], clip)
+        poses = read_sapiens_file(files[index], clip)
         if rotate:
             poses = [rotate_points(pose, info) for pose in poses]
         for person, pose in enumerate(assign_poses(poses, person_boxes[:, t]) if num_persons else []):

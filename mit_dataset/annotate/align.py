@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..clip_folder import _stand_in_box, assign_poses
+from ..clip_folder import assign_poses, stand_in_person_boxes
 from .config import AnnotateConfig
 from .selection import ClipSpan
 from .tracks import Track, interpolate_track, link_detections
@@ -112,7 +112,7 @@ def align_clip(
     for p, q in enumerate(match_faces(faces, persons, frames)):
         if q < 0:
             notes.append(f"face track {span.track_ids[p]}: no person box holds it; stand-in box used")
-            person_boxes[p] = _stand_in_box(faces[p], height)
+            person_boxes[p] = stand_in_person_boxes(faces[p], height)
         else:
             person_boxes[p] = _held(persons[q], frames)
     keypoints = np.zeros((len(faces), len(frames), 133, 3), np.float32)

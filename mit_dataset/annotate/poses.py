@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clip_folder import _read_pose_frame
+from ..clip_folder import read_sapiens_file
 from .errors import SkipVideo
 from .layout import RawVideo
 
@@ -51,7 +51,7 @@ def read_pose_file(path: Path, video: str) -> np.ndarray:
             raise SkipVideo(
                 "bad_annotation", f"{path}: {path.stat().st_size} bytes, more than a pose file holds"
             )
-        poses = _read_pose_frame(path, video)
+        poses = read_sapiens_file(path, video)
     except RecursionError as error:
         raise SkipVideo("bad_annotation", f"{path}: not a Sapiens pose (nested too deeply)") from error
     except ValueError as error:
