@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mit_dataset.atomic import atomic_path, remove_stale_temporaries, work_folder
+from mit_dataset.safe_names import child_path
 
 from .archives import ArchiveError, ExtractionLimits, archive_stem, extract_submission, is_archive
 from .escaping import html_text, markdown_text
@@ -231,7 +232,10 @@ def _rescore(
         folder = source
     else:
         folder = extract_submission(
-            source, work / f"{archive_stem(source)}.predictions", [s.clip_id for s in test.specs], limits
+            source,
+            child_path(work, archive_stem(source), ".predictions", what="archive name"),
+            [s.clip_id for s in test.specs],
+            limits,
         )
     results, _ = evaluate_submission(test.split, folder, config=test.config, progress=False, **scoring)
     return results

@@ -37,6 +37,7 @@ from benchmark.fvd import preprocess_clips
 from benchmark.i3d import InceptionI3d
 from benchmark.speaker_sync import score_video
 from benchmark.video_metrics import psnr_frames, ssim_frames
+from mit_dataset.safe_names import child_path
 
 
 def textured_pair(num_frames: int, height: int = 384, width: int = 640, seed: int = 0):
@@ -193,7 +194,7 @@ def bench_runner(num_clips: int, work: Path) -> str:
     predictions = work / "predictions"
     predictions.mkdir()
     for row in test.cast_column("video", datasets.Video(decode=False)):
-        (predictions / f"{row['clip_id']}.mp4").write_bytes(row["video"]["bytes"])
+        child_path(predictions, row["clip_id"], ".mp4", what="clip id").write_bytes(row["video"]["bytes"])
     start = time.perf_counter()
     results, _report = evaluate_submission(
         str(dataset_dir),

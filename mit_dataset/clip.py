@@ -23,6 +23,7 @@ from .features import (
     speaking_score_from_raw,
 )
 from .keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, clip_boxes
+from .safe_names import UnsafeNameError, check_name
 from .video_io import probe_video
 
 
@@ -79,8 +80,10 @@ class ClipRecord:
         The mp4 is probed: it must decode, and its frame count, size and fps must equal ``num_frames``,
         ``width`` x ``height`` and ``fps``.
         """
-        if not self.clip_id or not isinstance(self.clip_id, str) or any(c in self.clip_id for c in "/\\"):
-            raise ClipValidationError(f"clip {self.clip_id!r}: field 'clip_id' must be a non-empty name without '/'")
+        try:  # clip ids become file names (clip folders, predictions, overlays): one rule for all of them
+            check_name(self.clip_id, what="field 'clip_id'")
+        except UnsafeNameError as error:
+            raise ClipValidationError(f"clip {self.clip_id!r}: {error}") from error
         if self.subset not in SUBSETS:
             raise self._fail(f"field 'subset' is {self.subset!r}, expected one of {SUBSETS}")
         if self.split not in SPLITS:

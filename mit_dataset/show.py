@@ -21,12 +21,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
+from .atomic import atomic_path, remove_stale_temporaries
 from .features import SAMPLING_RATE
 from .frame_decoder import iter_frames
 from .geometry import FrameTransform
 from .pose_render import draw_pose
 from .row_arrays import ClipArrays, clip_arrays, open_video, read_audio_span
+from .safe_names import child_path
 from .video_io import write_video
 
 SPEAKING_COLOR = (230, 30, 30)
@@ -62,20 +63,19 @@ def show_clip(
     clip = clip_arrays(split.with_format("arrow")[index])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     audio = read_audio_span(clip, 0, round(clip.num_frames / clip.fps * SAMPLING_RATE), split, index)
     video_path = write_video(
-        out_dir / f"{_safe(clip_id)}_overlay.mp4",
+        child_path(out_dir, clip_id, "_overlay.mp4", what="clip id"),
         _overlay_frames(clip, split, index, max_width, progress),
         fps=clip.fps,
         audio=audio,
         sample_rate=SAMPLING_RATE,
     )
-    plot_path = plot_speaking_scores(clip, audio, out_dir / f"{_safe(clip_id)}_speaking.png")
+    plot_path = plot_speaking_scores(
+        clip, audio, child_path(out_dir, clip_id, "_speaking.png", what="clip id")
+    )
     return video_path, plot_path
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _overlay_frames(clip: ClipArrays, split, index: int, max_width: int, progress: bool):

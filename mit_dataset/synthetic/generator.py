@@ -31,6 +31,7 @@ from ..clip import ClipRecord, PersonTrack
 from ..features import FPS, SAMPLING_RATE
 from ..keypoints import head_box, wholebody_to_mit
 from ..masks import encode_mask
+from ..safe_names import child_path
 from ..video_io import write_video
 from .conversation import current_speaker, make_schedule
 from .identity import Identity, make_identity
@@ -348,7 +349,7 @@ def write_clip(scene: SyntheticScene, out_dir: str | os.PathLike) -> ClipRecord:
             yield rgb
 
     video_path = write_video(
-        Path(out_dir) / "videos" / f"{spec.clip_id}.mp4",
+        child_path(Path(out_dir) / "videos", spec.clip_id, ".mp4", what="clip id"),
         rgb_frames(),
         fps=FPS,
         audio=scene.audio,
