@@ -72,8 +72,13 @@ def add_commands(sub) -> None:
     predict.add_argument("--model", type=Path, required=True, help="saved CovOGPipeline folder")
     _add_dataset(predict)
     predict.add_argument("--out", type=Path, required=True, help="predictions folder to fill")
-    predict.add_argument("--steps", type=int, default=25, help="denoising steps")
-    predict.add_argument("--guidance-scale", type=float, default=3.5)
+    predict.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
+    predict.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the pipeline's)",
+    )
     predict.add_argument("--seed", type=int, default=0)
     predict.add_argument(
         "--num-frames",
@@ -192,7 +197,8 @@ def _predict(args) -> int:
 
     state = distributed_state()
     pipeline = load_pipeline(args.model, device=args.device or state.device)
-    pipeline.set_progress_bar_config(disable=True)
+    # The per-clip bar stays; each clip's denoising bar is cleared when the clip is done.
+    pipeline.set_progress_bar_config(disable=args.no_progress or not state.is_main_process, leave=False)
     summary = predict_submission(
         pipeline,
         args.dataset,

@@ -147,8 +147,8 @@ def predict_submission(
     *,
     config: str | None = None,
     cache_dir: str | None = None,
-    num_inference_steps: int = 25,
-    guidance_scale: float = 3.5,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
     seed: int = 0,
     num_frames: int | None = None,
     height: int | None = None,
@@ -167,6 +167,8 @@ def predict_submission(
     it ``None`` for a real submission). With an ``accelerate`` ``state`` of several processes, the clips are
     split between them. ``height``/``width``: the generation size (default: the pipeline's for the clip);
     frames are resized to the clip's size before writing, since a submission must match the ground truth.
+    ``num_inference_steps`` / ``guidance_scale`` default to the pipeline's ``generation_defaults`` (recorded in
+    the manifest).
 
     Concurrent runs on one ``out_dir`` (other processes, other hosts on a shared filesystem) share the work:
     each clip is claimed (:func:`mit_dataset.claims.claim`) before it is generated; a clip another worker is
@@ -193,6 +195,11 @@ def predict_submission(
             raise ValueError(f"clip ids not in the test split: {sorted(unknown)}")
         specs = [s for s in specs if s.clip_id in set(clip_ids)]
     extra = dict(pipeline_kwargs or {})
+    defaults = getattr(pipeline, "generation_defaults", {})
+    if num_inference_steps is None:
+        num_inference_steps = defaults.get("num_inference_steps", 25)
+    if guidance_scale is None:
+        guidance_scale = defaults.get("guidance_scale", 3.5)
     settings = {
         "model": str(getattr(pipeline, "name_or_path", "") or ""),
         "num_inference_steps": num_inference_steps,

@@ -83,10 +83,13 @@ def tiny_pipeline(ablation: bool = False):
     from covog_diffusers.tiny import create_tiny_pipeline
 
     if ablation:  # MPE off (joint pose guider) and IAD off; everything else identical (same seed)
-        return create_tiny_pipeline(
+        pipe = create_tiny_pipeline(
             seed=0, randomize_zero_init=True, denoising_unet={"use_iad": False}, pose_guider={"joint": True}
         )
-    return create_tiny_pipeline(seed=0, randomize_zero_init=True)
+    else:
+        pipe = create_tiny_pipeline(seed=0, randomize_zero_init=True)
+    pipe.set_progress_bar_config(disable=True)  # this script prints its own table
+    return pipe
 
 
 # ------------------------------------------------------------------------------------------------ (a) overhead
@@ -213,7 +216,7 @@ def child_memory(frames: int, args) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if args.stream:
         received = []
-        pipe(**inputs, **kwargs, frames_callback=lambda start, chunk: received.append(len(chunk)))
+        pipe(**inputs, **kwargs, frames_callback=lambda start, chunk: received.append(chunk.shape[1]))
         count = sum(received)
     else:
         count = pipe(**inputs, **kwargs).frames.shape[1]
@@ -267,7 +270,7 @@ def _timed(fn) -> tuple[float, float]:
 def bench_per_step(args) -> dict:
     """CovOG and the ablation measured alternately, round after round (so machine load hits both alike); the
     fastest round of each counts (wall and process CPU time)."""
-    from covog_diffusers.pipelines import prepare_inputs
+    from covog_diffusers.pipelines import VideoBatch, prepare_inputs
 
     pipes = {"covog": tiny_pipeline(), "ablation": tiny_pipeline(ablation=True)}
     inputs = clip_inputs(args.window, args.height, args.width)
@@ -288,7 +291,9 @@ def bench_per_step(args) -> dict:
             max_speakers=pipe.denoising_unet.config.max_speakers,
             need_face_boxes=pipe.uses_audio,
         )
-        conditions = pipe._window_conditions(prepared, 0, args.window, (h, w), "cpu", torch.float32)
+        conditions = pipe._window_conditions(
+            VideoBatch([prepared]), 0, args.window, (h, w), "cpu", torch.float32, 1
+        )
         conditions = {k: torch.cat([v, v]) for k, v in conditions.items()}  # CFG batch
         latents = torch.randn(2, 4, args.window, h, w)
         embeds = torch.randn(2, 1, pipe.image_encoder.config.projection_dim)
@@ -312,6 +317,7 @@ def bench_per_step(args) -> dict:
             pipe(
                 **inputs,
                 num_inference_steps=args.steps + 1,
+                guidance_scale=3.5,
                 window_frames=args.window,
                 overlap_frames=0,
                 output_type="latent",

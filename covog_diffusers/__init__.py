@@ -9,11 +9,19 @@ from .models import (
     ReferenceBank,
     wav2vec2_frame_features,
 )
-from .pipelines import SCHEDULER_CONFIG, CovOGPipeline, CovOGPipelineOutput, create_scheduler, plan_windows
+from .pipelines import (
+    SCHEDULER_CONFIG,
+    CovOGCFGCutoffCallback,
+    CovOGPipeline,
+    CovOGPipelineOutput,
+    create_scheduler,
+    plan_windows,
+)
 
 __all__ = [
     "SCHEDULER_CONFIG",
     "AudioProjection",
+    "CovOGCFGCutoffCallback",
     "CovOGDenoisingNet",
     "CovOGPipeline",
     "CovOGPipelineOutput",

@@ -2,7 +2,7 @@
 
 covog create-tiny OUT
 covog assemble --sd15 SD --vae VAE --image-encoder CLIP --wav2vec2 W2V --motion-module MM [--animate-anyone DIR] --out DIR
-covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--steps --guidance --frames ...]
+covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--steps --guidance-scale --frames ...]
 
 ``add_commands`` adds them to a sub-parser set; the console script (with the error rule) is composed in
 ``mit_talk.cli``.
@@ -77,7 +77,11 @@ def _add_assemble(subparsers) -> None:
 
 def _add_generate(subparsers) -> None:
     parser = subparsers.add_parser(
-        "generate", help="generate a talking video for one MIT clip and save it as mp4"
+        "generate",
+        help="generate a talking video for one MIT clip and save it as mp4",
+        description="Generate a talking video for one MIT clip from its first frame, poses, speaking scores and "
+        "audio. Size, steps, guidance and windows default to the values the pipeline was saved with "
+        "(CovOGPipeline.generation_defaults).",
     )
     parser.add_argument("--model", required=True, type=Path, help="saved CovOG pipeline folder")
     parser.add_argument("--dataset", required=True, help="MIT dataset folder (or Hub id available offline)")
@@ -85,25 +89,43 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--config", default=None, help="dataset config (default: all)")
     parser.add_argument("--split", default=None, help="split to look in (default: all splits)")
     parser.add_argument("--out", required=True, type=Path, help="mp4 to write (the clip's audio is muxed in)")
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
-    parser.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
     parser.add_argument(
-        "--frames", type=int, default=None, help="frames to generate (default: the whole clip)"
+        "--guidance-scale",
+        "--guidance",
+        dest="guidance_scale",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale, <= 1 turns guidance off (default: the pipeline's)",
     )
-    parser.add_argument("--start-frame", type=int, default=0)
     parser.add_argument(
-        "--reference-frame", type=int, default=0, help="clip frame used as the reference image"
+        "--frames", type=int, default=None, help="frames to generate (default: the rest of the clip)"
     )
-    parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--width", type=int, default=None)
-    parser.add_argument("--window-frames", type=int, default=16)
+    parser.add_argument(
+        "--start-frame", type=int, default=0, help="first clip frame to generate (default: 0)"
+    )
+    parser.add_argument(
+        "--reference-frame", type=int, default=0, help="clip frame used as the reference image (default: 0)"
+    )
+    parser.add_argument(
+        "--height", type=int, default=None, help="output height in pixels (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=None, help="output width in pixels (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--window-frames",
+        type=int,
+        default=None,
+        help="frames denoised together; longer clips go in overlapping windows (default: the pipeline's)",
+    )
     parser.add_argument(
         "--overlap-frames",
         type=int,
         default=None,
-        help="frames shared by consecutive windows (default: min(6, window_frames // 2))",
+        help="frames shared by consecutive windows (default: the pipeline's, at most half a window)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     parser.add_argument(
         "--speaker-audio",
         type=Path,
@@ -117,9 +139,13 @@ def _add_generate(subparsers) -> None:
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
     )
     parser.add_argument(
-        "--dtype", choices=_DTYPES, default=None, help="compute dtype (default: float16 on cuda)"
+        "--dtype",
+        choices=_DTYPES,
+        default=None,
+        help="compute dtype (default: float16 on cuda, else float32)",
     )
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
+    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: datasets')")
+    parser.add_argument("--no-progress", action="store_true", help="hide the denoising progress bar")
     parser.set_defaults(run=_generate)
 
 
@@ -209,7 +235,9 @@ def generate(args) -> Path:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _torch_dtype(args.dtype) or (torch.float16 if device.startswith("cuda") else torch.float32)
     row = find_clip(args.dataset, args.clip, args.config, args.split, args.cache_dir)
-    inputs = CovOGPipeline.inputs_from_mit_row(
+    pipe = CovOGPipeline.from_pretrained(args.model).to(device, dtype)
+    pipe.set_progress_bar_config(disable=args.no_progress)
+    inputs = pipe.inputs_from_mit_row(
         row,
         num_frames=args.frames,
         start_frame=args.start_frame,
@@ -233,16 +261,20 @@ def generate(args) -> Path:
         inputs.pop("speaking_scores")
         inputs["speaker_audios"] = tracks
         inputs["audio"] = mix_tracks(tracks)
-    pipe = CovOGPipeline.from_pretrained(args.model).to(device, dtype)
+    defaults = pipe.generation_defaults
+    steps = defaults["num_inference_steps"] if args.steps is None else args.steps
+    guidance = defaults["guidance_scale"] if args.guidance_scale is None else args.guidance_scale
+    print(
+        f"generating {inputs['num_frames']} frames of {args.clip} at {inputs['height']}x{inputs['width']}, "
+        f"{steps} steps, guidance scale {guidance:g}, on {device}"
+    )
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     result = pipe(
         **inputs,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
         window_frames=args.window_frames,
-        overlap_frames=min(6, args.window_frames // 2)
-        if args.overlap_frames is None
-        else args.overlap_frames,
+        overlap_frames=args.overlap_frames,
         generator=generator,
         output_type="np",
     )

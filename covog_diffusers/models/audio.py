@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.modeling_utils import ModelMixin, get_parameter_dtype
 from torch import nn
 
 from mit_dataset.vad import resample_audio
@@ -54,7 +54,7 @@ def wav2vec2_frame_features(
     if normalize:
         audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    dtype = get_parameter_dtype(model)  # the compute dtype, also under layerwise casting (float8 storage)
     inputs = torch.from_numpy(audio)[None].to(device=device, dtype=dtype)
     hidden = model(inputs, output_hidden_states=True).hidden_states[1:]
     hidden = torch.stack(hidden, dim=1)[0]  # (L, T, D)

@@ -20,6 +20,7 @@ IAD (zero-initialised output) gives exactly the same output as ``use_iad=False``
 from __future__ import annotations
 
 import torch
+from diffusers import UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 
 # DiffusionPipeline.from_pretrained finds a custom component's loader by looking ModelMixin up in its module.
@@ -154,6 +155,11 @@ class CovOGDenoisingNet(UNetMotionModel):
             if model.dtype != unet.dtype:
                 model.to(unet.dtype)
         return model
+
+    #: ``UNetMotionModel`` lacks it, so ``pipe.enable_attention_slicing()`` would skip the DenoisingNet: use
+    #: ``UNet2DConditionModel``'s, which slices every ``Attention`` module found among the children (spatial and
+    #: motion-module attention alike).
+    set_attention_slice = UNet2DConditionModel.set_attention_slice
 
     def _drive(self, index, sample, audio):
         if audio is None:

@@ -54,9 +54,14 @@ class InteractiveAudioDriver(nn.Module):
             nn.Linear(1, gate_hidden_dim), nn.SiLU(), nn.Linear(gate_hidden_dim, audio_dim)
         )
 
-    def speaker_gates(self, speaking_scores: torch.Tensor) -> torch.Tensor:
-        """``(N, P) -> (N, P, audio_dim)`` gates in (0, 1)."""
-        return torch.sigmoid(self.gate(speaking_scores[..., None].to(self.to_k.weight.dtype)))
+    def speaker_gates(self, speaking_scores: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(N, P) -> (N, P, audio_dim)`` gates in (0, 1), computed in ``dtype`` (default: the scores').
+
+        The compute dtype is never read from the weights: under ``enable_layerwise_casting`` they are stored in
+        float8 and only upcast inside each layer's forward.
+        """
+        scores = speaking_scores[..., None]
+        return torch.sigmoid(self.gate(scores if dtype is None else scores.to(dtype)))
 
     def forward(
         self,
@@ -86,7 +91,7 @@ class InteractiveAudioDriver(nn.Module):
         heads = self.num_heads
         x = self.norm(hidden_states).reshape(n, c, h * w).transpose(1, 2)
         query = self.to_q(x).reshape(n, h * w, heads, c // heads).transpose(1, 2)
-        gates = self.speaker_gates(speaking_scores)  # (N, P, D)
+        gates = self.speaker_gates(speaking_scores, dtype)  # (N, P, D)
         out = hidden_states
         for i in range(p):  # P <= max_speakers; padded persons have zero weights
             tokens = audio_tokens * gates[:, i, None, :].to(audio_tokens.dtype)

@@ -16,18 +16,25 @@ Usage::
 
     with ReferenceAttentionControl(reference_unet, denoising_unet) as control:
         control.write(reference_latents, clip_embeds, pose_embedding=adaptor_out)   # once
-        control.bank.keep = torch.tensor([False, True])                             # optional (CFG)
+        control.bank.set_guidance(True)      # optional: batch [unconditional (no reference); conditional]
         denoising_unet(...)                                                         # reads the bank
 
 Leaving the context restores the previous attention processors and empties the bank.
+
+The write/read processors *wrap* the processor installed on each layer when the control is installed (the
+default ``AttnProcessor2_0``, ``AttnProcessor`` after ``set_default_attn_processor()``, ``SlicedAttnProcessor``
+after ``enable_attention_slicing()``, xFormers, or any custom processor): the wrapper only banks the input or
+widens the keys/values, and the installed processor computes the attention. Installing again (e.g. after a
+``set_attn_processor`` call) wraps the new processors; a layer that already holds a reference wrapper is wrapped
+by its inner processor, never twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor2_0
 
 
 def is_reference_attention(name: str) -> bool:
@@ -43,39 +50,76 @@ class ReferenceBank:
         self.writing = False
         #: ``(B,)`` bool per denoising sample (video); None keeps the reference for every sample.
         self.keep: torch.Tensor | None = None
+        #: Whether the bank is laid out for a classifier-free-guidance batch (:meth:`set_guidance`).
+        self.guidance = False
 
     def clear(self) -> None:
         self.features.clear()
         self.keep = None
         self.writing = False
+        self.guidance = False
+
+    def repeat_interleave(self, repeats: int) -> None:
+        """Each written reference ``repeats`` times in a row (``num_videos_per_prompt`` samples per video)."""
+        if repeats != 1:
+            self.features = {
+                name: value.repeat_interleave(repeats, dim=0) for name, value in self.features.items()
+            }
+
+    def set_guidance(self, enabled: bool) -> None:
+        """Lay the bank out for the denoising batch ``[unconditional; conditional]`` (``enabled``: every reference
+        twice, dropped for the first half through ``keep``, as :meth:`ReferenceAttentionControl.drop_reference` sets it) or for the conditional samples alone. Switching
+        back and forth (a callback changing the guidance scale) keeps the written references."""
+        if enabled == self.guidance:
+            return
+        if enabled:
+            videos = next(iter(self.features.values())).shape[0] if self.features else 0
+            self.features = {name: torch.cat([value, value]) for name, value in self.features.items()}
+            # On the CPU: the read processors test it without a device sync.
+            self.keep = torch.arange(2 * videos) >= videos
+        else:
+            self.features = {name: value[value.shape[0] // 2 :] for name, value in self.features.items()}
+            self.keep = None
+        self.guidance = enabled
 
 
-class ReferenceWriteProcessor:
-    """ReferenceNet side: bank the self-attention input (while writing), then attend as usual."""
+class _WrappingProcessor:
+    """Calls the wrapped processor ``inner`` with the extra keyword arguments it accepts."""
 
-    def __init__(self, bank: ReferenceBank, name: str):
-        self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
+    def __init__(self, bank: ReferenceBank, name: str, inner):
+        if isinstance(inner, _WrappingProcessor):
+            inner = inner.inner
+        self.bank, self.name, self.inner = bank, name, inner
+        parameters = inspect.signature(inner.__call__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        self._accepts = None if takes_any else set(parameters)
+
+    def _attend(self, attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs):
+        if self._accepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+
+
+class ReferenceWriteProcessor(_WrappingProcessor):
+    """ReferenceNet side: bank the self-attention input (while writing), then let ``inner`` attend as usual."""
 
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
     ):
         if self.bank.writing:
             self.bank.features[self.name] = hidden_states
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        return self._attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs)
 
 
-class ReferenceReadProcessor:
-    """DenoisingNet side: self-attention whose keys/values are ``cat([own, reference])``."""
-
-    def __init__(self, bank: ReferenceBank, name: str):
-        self.bank, self.name, self.inner = bank, name, AttnProcessor2_0()
+class ReferenceReadProcessor(_WrappingProcessor):
+    """DenoisingNet side: ``inner`` self-attention whose keys/values are ``cat([own, reference])``."""
 
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
     ):
         reference = self.bank.features.get(self.name)
         if reference is None or encoder_hidden_states is not None:
-            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+            return self._attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs)
         batch, own_tokens, _ = hidden_states.shape
         videos = reference.shape[0]
         if batch % videos:
@@ -83,7 +127,7 @@ class ReferenceReadProcessor:
         frames = batch // videos
         keep = self.bank.keep
         if keep is not None and not bool(keep.any()):
-            return self.inner(attn, hidden_states, None, attention_mask, temb)
+            return self._attend(attn, hidden_states, None, attention_mask, temb, kwargs)
         reference = reference.to(hidden_states.dtype).repeat_interleave(frames, dim=0)
         context = torch.cat([hidden_states, reference], dim=1)
         if keep is not None and not bool(keep.all()):
@@ -96,7 +140,7 @@ class ReferenceReadProcessor:
             is_reference = torch.arange(context.shape[1], device=device) >= own_tokens
             mask = (dropped[:, None, None] & is_reference[None, None, :]).to(dtype) * torch.finfo(dtype).min
             attention_mask = mask if attention_mask is None else attention_mask + mask
-        return self.inner(attn, hidden_states, context, attention_mask, temb)
+        return self._attend(attn, hidden_states, context, attention_mask, temb, kwargs)
 
 
 class ReferenceAttentionControl(contextlib.AbstractContextManager):
@@ -108,15 +152,21 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
         self._saved: list[tuple[object, dict]] = []
 
     def install(self) -> ReferenceAttentionControl:
+        """Wrap the reference layers' current processors (see the module docstring). Calling it again while
+        installed re-wraps whatever is installed now, and :meth:`uninstall` restores that."""
+        self._saved.clear()
         for unet, kind in (
             (self.reference_unet, ReferenceWriteProcessor),
             (self.denoising_unet, ReferenceReadProcessor),
         ):
-            current = unet.attn_processors
-            self._saved.append((unet, dict(current)))
+            current = {
+                name: proc.inner if isinstance(proc, _WrappingProcessor) else proc
+                for name, proc in unet.attn_processors.items()
+            }
+            self._saved.append((unet, current))
             unet.set_attn_processor(
                 {
-                    name: kind(self.bank, name.removesuffix(".processor"))
+                    name: kind(self.bank, name.removesuffix(".processor"), proc)
                     if is_reference_attention(name)
                     else proc
                     for name, proc in current.items()
@@ -171,7 +221,7 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
             handle = unet.conv_in.register_forward_hook(
                 lambda module, args, output: output + pose_embedding.to(output.dtype)
             )
-        self.bank.features.clear()
+        self.bank.clear()
         self.bank.writing = True
         try:
             unet(reference_latents, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)

@@ -9,6 +9,8 @@ from diffusers.utils import BaseOutput
 class CovOGPipelineOutput(BaseOutput):
     """``frames``: ``output_type="np"``: ``(B, F, H, W, 3)`` float32 in [0, 1]; ``"pt"``: ``(B, F, 3, H, W)`` float
     tensor in [0, 1]; ``"pil"``: ``B`` lists of ``F`` PIL images; ``"latent"``: ``(B, 4, F, h, w)`` scaled latents.
-    ``None`` when a ``frames_callback`` consumed the frames."""
+    ``B`` is the number of reference images times ``num_videos_per_prompt``, the copies of a video next to each
+    other (video ``i``'s ``j``-th copy at ``i * num_videos_per_prompt + j``). ``None`` when a ``frames_callback``
+    consumed the frames."""
 
     frames: object

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from covog_diffusers.pipelines import CovOGPipeline, plan_windows
+from covog_diffusers.pipelines.mit import inputs_from_mit_row as mit_inputs_from_row
 from covog_diffusers.tiny import create_tiny_pipeline
 
-H = W = 64
+H, W = 32, 64  # the tiny pipeline's default size
 P, F = 2, 8
 
 
@@ -161,7 +162,7 @@ def test_long_video_windows_are_continuous(pipe, monkeypatch):
     for (_, previous), (fixed, current) in itertools.pairwise(windows):
         torch.testing.assert_close(fixed, previous[:, :, -3:], rtol=0, atol=0)
         torch.testing.assert_close(current[:, :, :3], previous[:, :, -3:], rtol=0, atol=0)
-    assert latents.shape == (1, 4, frames, 8, 8)
+    assert latents.shape == (1, 4, frames, H // 8, W // 8)
     expected = torch.cat([windows[0][1], windows[1][1][:, :, 3:], windows[2][1][:, :, 3:]], dim=2)
     torch.testing.assert_close(latents, expected, rtol=0, atol=0)
     # Decoded video: all frames, the same as decoding the stitched latents chunk by chunk.
@@ -169,7 +170,10 @@ def test_long_video_windows_are_continuous(pipe, monkeypatch):
         **inputs, output_type="pt", decode_chunk_size=3, generator=torch.Generator().manual_seed(0)
     ).frames
     assert video.shape == (1, frames, 3, H, W)
-    torch.testing.assert_close(video[0], pipe.decode_latents(latents), atol=1e-5, rtol=0)
+    decoded = pipe.decode_latents(latents)  # (1, 3, F, H, W), the VAE's range
+    torch.testing.assert_close(
+        video, pipe.video_processor.postprocess_video(decoded, "pt"), atol=1e-5, rtol=0
+    )
 
 
 def test_frames_callback_streams_windows(pipe):
@@ -181,9 +185,9 @@ def test_frames_callback_streams_windows(pipe):
         generator=torch.Generator().manual_seed(0),
     )
     assert streamed.frames is None
-    assert [(start, len(f)) for start, f in chunks] == [(0, 8), (8, 5), (13, 1)]
+    assert [(start, f.shape[:2]) for start, f in chunks] == [(0, (1, 8)), (8, (1, 5)), (13, (1, 1))]
     full = pipe(**inputs, generator=torch.Generator().manual_seed(0)).frames
-    np.testing.assert_array_equal(np.concatenate([f for _, f in chunks])[None], full)
+    np.testing.assert_array_equal(np.concatenate([f for _, f in chunks], axis=1), full)
 
 
 def test_callback_on_step_end(pipe):
@@ -319,8 +323,8 @@ BAD_INPUTS = {
     "overlap": (lambda i: {"window_frames": 4, "overlap_frames": 4}, "overlap_frames must lie in"),
     "output type": (lambda i: {"output_type": "mp4"}, "output_type must be one of"),
     "latents shape": (
-        lambda i: {"latents": torch.zeros(1, 4, 7, 8, 8)},
-        r"latents must have shape \(1, 4, 8, 8, 8\)",
+        lambda i: {"latents": torch.zeros(1, 4, 7, 4, 8)},
+        r"latents must have shape \(1, 4, 8, 4, 8\)",
     ),
     "sample rate": (lambda i: {"sample_rate": 0}, "sample_rate must be a positive integer"),
     "no reference": (lambda i: {"reference_image": None}, "reference_image is required"),
@@ -362,7 +366,7 @@ def _row_from_record(record) -> dict:
 def test_inputs_from_mit_row(pipe, make_record):
     record = make_record(num_people=3)
     row = _row_from_record(record)
-    inputs = CovOGPipeline.inputs_from_mit_row(
+    inputs = pipe.inputs_from_mit_row(
         row, num_frames=8, start_frame=4, reference_frame=2, height=64, width=64
     )
     assert inputs["poses"].shape == (3, 8, 59, 3) and inputs["reference_poses"].shape == (3, 59, 3)
@@ -376,25 +380,25 @@ def test_inputs_from_mit_row(pipe, make_record):
         **inputs, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)
     ).frames
     assert frames.shape == (1, 8, 64, 64, 3)
-    # Defaults: the whole clip at the paper's size rule (long side 640, short side a multiple of 64).
-    defaults = CovOGPipeline.inputs_from_mit_row(row)
-    assert defaults["num_frames"] == record.num_frames and (defaults["height"], defaults["width"]) == (
-        384,
-        640,
-    )
+    # Defaults: the whole clip at the pipeline's size; without one, the paper's size rule (long side 640, short
+    # side a multiple of 64).
+    defaults = pipe.inputs_from_mit_row(row)
+    assert defaults["num_frames"] == record.num_frames and (defaults["height"], defaults["width"]) == (H, W)
+    plain = mit_inputs_from_row(row)
+    assert (plain["height"], plain["width"]) == (384, 640)
     with pytest.raises(ValueError, match="cannot take"):
-        CovOGPipeline.inputs_from_mit_row(row, num_frames=record.num_frames, start_frame=1)
+        pipe.inputs_from_mit_row(row, num_frames=record.num_frames, start_frame=1)
 
 
 def test_inputs_from_loaded_dataset_row(pipe, synthetic_dataset_dir):
     import datasets
 
     row = datasets.load_dataset(str(synthetic_dataset_dir), split="test")[0]
-    inputs = CovOGPipeline.inputs_from_mit_row(row, num_frames=8, height=64, width=64)
+    inputs = pipe.inputs_from_mit_row(row, num_frames=8)
     frames = pipe(
         **inputs, num_inference_steps=1, output_type="np", generator=torch.Generator().manual_seed(0)
     ).frames
-    assert frames.shape == (1, 8, 64, 64, 3)
+    assert frames.shape == (1, 8, H, W, 3)
 
 
 def test_work_per_model_call_does_not_grow_with_video_length(pipe, monkeypatch):
