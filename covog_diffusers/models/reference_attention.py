@@ -84,7 +84,8 @@ class ReferenceBank:
 
 
 class _WrappingProcessor:
-    """Calls the wrapped processor ``inner`` with the extra keyword arguments it accepts."""
+    """Calls the wrapped processor ``inner`` with the arguments its ``__call__`` accepts, by keyword (processors
+    differ: ``SlicedAttnProcessor`` takes no ``temb``, most take extra keyword arguments)."""
 
     def __init__(self, bank: ReferenceBank, name: str, inner):
         if isinstance(inner, _WrappingProcessor):
@@ -95,9 +96,15 @@ class _WrappingProcessor:
         self._accepts = None if takes_any else set(parameters)
 
     def _attend(self, attn, hidden_states, encoder_hidden_states, attention_mask, temb, kwargs):
+        kwargs = {
+            "encoder_hidden_states": encoder_hidden_states,
+            "attention_mask": attention_mask,
+            "temb": temb,
+            **kwargs,
+        }
         if self._accepts is not None:
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
+        return self.inner(attn, hidden_states, **kwargs)
 
 
 class ReferenceWriteProcessor(_WrappingProcessor):
