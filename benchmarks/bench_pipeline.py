@@ -18,6 +18,9 @@ Inputs are a synthetic MIT clip (2 people, keypoints, mixed audio, speaking scor
     pipeline's denoising step (time between step callbacks). Reported as ratios (CovOG / ablation); the two are
     timed alternately, round by round, and the fastest round of each counts, so machine load affects both alike.
 
+(d) Defaults that finish: a whole 3 s synthetic clip (75 frames) generated with no size, steps, guidance or window
+    arguments, i.e. at the tiny pipeline's ``generation_defaults`` (what ``covog generate`` does). Target: seconds.
+
 Wall times on a shared or busy machine are noisy; the process-CPU-time ratios printed beside them are steadier.
 """
 
@@ -342,6 +345,21 @@ def bench_per_step(args) -> dict:
     return {key: (min(t[0] for t in values), min(t[1] for t in values)) for key, values in results.items()}
 
 
+# ------------------------------------------------------------------------------------------------ (d) defaults
+
+
+def bench_defaults(args) -> dict:
+    """One 75-frame clip at the tiny pipeline's generation defaults (fastest of ``args.repeats`` runs)."""
+    pipe = tiny_pipeline()
+    inputs = clip_inputs(75, None, None)
+    walls = []
+    for repeat in range(max(1, min(args.repeats, 3))):
+        start = time.perf_counter()
+        frames = pipe(**inputs, output_type="np", generator=torch.Generator().manual_seed(repeat)).frames
+        walls.append(time.perf_counter() - start)
+    return {"wall_s": min(walls), "shape": frames.shape[1:4], **pipe.generation_defaults}
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -359,7 +377,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: steadier timings on a shared CPU)"
     )
-    parser.add_argument("--parts", default="abc", help="which measures to run, e.g. 'ac' (default: abc)")
+    parser.add_argument("--parts", default="abcd", help="which measures to run, e.g. 'ac' (default: abcd)")
     parser.add_argument("--child-memory", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -374,6 +392,7 @@ def main(argv=None) -> None:
     overhead = bench_overhead(args) if "a" in args.parts else None
     memory = bench_memory(args) if "b" in args.parts else []
     step = bench_per_step(args) if "c" in args.parts else None
+    defaults = bench_defaults(args) if "d" in args.parts else None
 
     print("# CovOGPipeline benchmark (tiny config, CPU)\n")
     print(
@@ -412,6 +431,13 @@ def main(argv=None) -> None:
         print(
             f"| (c) {label}, CovOG vs MPE+IAD off | CPU {covog_cpu * 1e3:.1f} ms vs {ablation_cpu * 1e3:.1f} ms = "
             f"**{covog_cpu / ablation_cpu:.2f}x** (wall {covog_wall / ablation_wall:.2f}x) | |"
+        )
+    if defaults:
+        frames, height, width = defaults["shape"]
+        print(
+            f"| (d) whole clip at the pipeline's defaults ({frames} frames, {height}x{width}, "
+            f"{defaults['num_inference_steps']} steps, guidance {defaults['guidance_scale']:g}, windows of "
+            f"{defaults['window_frames']}) | **{defaults['wall_s']:.1f} s** | seconds |"
         )
     if overhead:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in overhead["shares"].items())
