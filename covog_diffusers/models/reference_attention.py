@@ -203,9 +203,7 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
         """
         keep = torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
         if keep.shape[0] != encoder_hidden_states.shape[0]:
-            raise ValueError(
-                f"keep has {keep.shape[0]} entries for {encoder_hidden_states.shape[0]} samples"
-            )
+            raise ValueError(f"keep has {keep.shape[0]} entries for {encoder_hidden_states.shape[0]} samples")
         self.bank.keep = keep.cpu()  # read per layer: on the CPU, no device sync
         scale = keep.to(encoder_hidden_states.device, encoder_hidden_states.dtype)
         return encoder_hidden_states * scale[:, None, None]
