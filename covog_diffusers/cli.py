@@ -235,7 +235,7 @@ def generate(args) -> Path:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _torch_dtype(args.dtype) or (torch.float16 if device.startswith("cuda") else torch.float32)
     row = find_clip(args.dataset, args.clip, args.config, args.split, args.cache_dir)
-    pipe = CovOGPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
+    pipe = CovOGPipeline.from_pretrained(args.model, dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=args.no_progress)
     inputs = pipe.inputs_from_mit_row(
         row,

@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -50,7 +49,7 @@ from .conditioning import clip_image_embeds, uint8_to_pixels, vae_latents
 from .generation_defaults import GenerationDefaultsMixin
 from .inputs import CovOGInputs
 from .mit import inputs_from_mit_row
-from .pipeline_output import CovOGPipelineOutput
+from .pipeline_output import CovOGPipelineOutput, concatenate_frames
 from .windows import plan_windows
 
 #: The one noise schedule of CovOG, for training and inference (SD1.5 betas, zero terminal SNR, v-prediction).
@@ -573,7 +572,7 @@ class CovOGPipeline(GenerationDefaultsMixin, DiffusionPipeline, CovOGLoraLoaderM
         # 5. Offload all models.
         self.maybe_free_model_hooks()
 
-        frames = _concatenate_frames(outputs, output_type) if outputs else None
+        frames = concatenate_frames(outputs, output_type) if outputs else None
         if not return_dict:
             return (frames,)
         return CovOGPipelineOutput(frames=frames)
@@ -589,14 +588,3 @@ class CovOGPipeline(GenerationDefaultsMixin, DiffusionPipeline, CovOGLoraLoaderM
             defaults = self.generation_defaults
             height, width = defaults["height"], defaults["width"]
         return inputs_from_mit_row(row, height=height, width=width, **kwargs)
-
-
-def _concatenate_frames(chunks: list, output_type: str):
-    """Windows' frames (each with the batch axis) -> whole videos, frames along axis 1 (latents: axis 2)."""
-    if output_type == "latent":
-        return torch.cat(chunks, dim=2)
-    if output_type == "pt":
-        return torch.cat(chunks, dim=1)
-    if output_type == "np":
-        return np.concatenate(chunks, axis=1)
-    return [[image for chunk in chunks for image in chunk[video]] for video in range(len(chunks[0]))]

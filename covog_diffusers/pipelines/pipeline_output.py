@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from diffusers.utils import BaseOutput
 
 
@@ -14,3 +16,14 @@ class CovOGPipelineOutput(BaseOutput):
     consumed the frames."""
 
     frames: object
+
+
+def concatenate_frames(chunks: list, output_type: str):
+    """Windows' frames (each with the batch axis) -> whole videos, frames along axis 1 (latents: axis 2)."""
+    if output_type == "latent":
+        return torch.cat(chunks, dim=2)
+    if output_type == "pt":
+        return torch.cat(chunks, dim=1)
+    if output_type == "np":
+        return np.concatenate(chunks, axis=1)
+    return [[image for chunk in chunks for image in chunk[video]] for video in range(len(chunks[0]))]
