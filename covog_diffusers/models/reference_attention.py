@@ -160,26 +160,34 @@ class ReferenceAttentionControl(contextlib.AbstractContextManager):
 
     def install(self) -> ReferenceAttentionControl:
         """Wrap the reference layers' current processors (see the module docstring). Calling it again while
-        installed re-wraps whatever is installed now, and :meth:`uninstall` restores that."""
+        installed re-wraps whatever is installed now, and :meth:`uninstall` restores that. A control installed
+        over another one (a pipeline call during training's validation) wraps the same attention processors
+        and gives the other control's wrappers back on uninstall."""
         self._saved.clear()
         for unet, kind in (
             (self.reference_unet, ReferenceWriteProcessor),
             (self.denoising_unet, ReferenceReadProcessor),
         ):
-            current = {
-                name: proc.inner if isinstance(proc, _WrappingProcessor) else proc
-                for name, proc in unet.attn_processors.items()
-            }
-            self._saved.append((unet, current))
+            current = unet.attn_processors
+            # Restored on uninstall: what was there before this control (another control's wrappers stay).
+            self._saved.append(
+                (unet, {name: self._unwrap(proc, own_only=True) for name, proc in current.items()})
+            )
             unet.set_attn_processor(
                 {
-                    name: kind(self.bank, name.removesuffix(".processor"), proc)
+                    name: kind(self.bank, name.removesuffix(".processor"), self._unwrap(proc))
                     if is_reference_attention(name)
                     else proc
                     for name, proc in current.items()
                 }
             )
         return self
+
+    def _unwrap(self, processor, own_only: bool = False):
+        """The attention processor under a reference wrapper (only under this control's with ``own_only``)."""
+        if isinstance(processor, _WrappingProcessor) and (not own_only or processor.bank is self.bank):
+            return processor.inner
+        return processor
 
     def uninstall(self) -> None:
         for unet, processors in self._saved:

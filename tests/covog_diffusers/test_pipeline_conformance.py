@@ -363,6 +363,25 @@ def test_reinstalling_wraps_the_processors_set_meanwhile():
     assert {type(p) for p in denoising_unet.attn_processors.values()} == {AttnProcessor}
 
 
+def test_a_pipeline_call_inside_an_installed_control_gives_it_back(pipe):
+    """Training keeps a control installed for the whole run and calls the pipeline for validation videos: the
+    call wraps the same attention processors and leaves training's wrappers in place."""
+    trainer = tiny()
+    outer = ReferenceAttentionControl(trainer.reference_unet, trainer.denoising_unet).install()
+    installed = dict(trainer.denoising_unet.attn_processors)
+    inputs = {**video_inputs(), **CALL}
+    np.testing.assert_allclose(
+        trainer(**inputs, generator=generator(0)).frames,
+        pipe(**inputs, generator=generator(0)).frames,
+        atol=1e-5,
+    )
+    assert trainer.denoising_unet.attn_processors == installed
+    outer.write(torch.randn(1, 4, H // 8, W // 8), torch.randn(1, 1, 32))  # the outer bank still fills
+    assert _reference_layers(trainer.denoising_unet) == {f"{name}.processor" for name in outer.bank.features}
+    outer.uninstall()
+    assert {type(p) for p in trainer.denoising_unet.attn_processors.values()} == {AttnProcessor2_0}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="xFormers attention needs CUDA")
 def test_xformers_runs_inside_the_reference_attention():
     pytest.importorskip("xformers", reason="xformers is not installed")

@@ -8,7 +8,6 @@ import datasets
 import numpy as np
 import torch
 
-from covog_diffusers import CovOGPipeline
 from covog_diffusers.pipelines.inputs import prepare_inputs
 from covog_diffusers.tiny import create_tiny_pipeline
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
@@ -75,7 +74,7 @@ def test_keypoint_lands_on_the_same_latent_cell(synthetic_dataset_dir, one_threa
         hook.remove()
 
     # Generation: what `covog generate` / `mit-bench predict` run for the same clip and size.
-    generation = CovOGPipeline.inputs_from_mit_row(row, num_frames=FRAMES, height=SIZE, width=SIZE)
+    generation = pipe.inputs_from_mit_row(row, num_frames=FRAMES, height=SIZE, width=SIZE)
     seen_gen, hooks = capture(pipe)
     pipe(
         **generation,

@@ -8,7 +8,6 @@ import datasets
 import torch
 from safetensors.torch import load_file
 
-from covog_diffusers import CovOGPipeline
 from covog_diffusers.tiny import create_tiny_pipeline
 from training.loop import train
 
@@ -48,8 +47,8 @@ def test_lora_trains_only_adapters_and_loads_into_a_fresh_pipeline(
     assert compared > 100
 
     row = datasets.load_dataset(str(synthetic_dataset_dir), split="test")[0]
-    inputs = CovOGPipeline.inputs_from_mit_row(row, num_frames=4, height=32, width=64)
     fresh = create_tiny_pipeline(seed=0)
+    inputs = fresh.inputs_from_mit_row(row, num_frames=4, height=32, width=64)
     before = generate(fresh, inputs)
     fresh.load_lora_weights(lora_dir)
     after = generate(fresh, inputs)
