@@ -41,7 +41,7 @@ import hashlib
 import os
 import pickle
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,8 +232,10 @@ def extract_video_features(
     max_clips_per_video: int | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    frame_counts: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Float64 ``(N, D)`` features of the non-overlapping ``clip_len``-frame clips of every video."""
+    """Float64 ``(N, D)`` features of the non-overlapping ``clip_len``-frame clips of every video (of its
+    first ``frame_counts[i]`` frames when given, else of all its decoded frames)."""
     features: list[np.ndarray] = []
     pending: list[torch.Tensor] = []
 
@@ -243,8 +245,8 @@ def extract_video_features(
             pending.clear()
 
     videos = list(videos)
-    for video in tqdm(videos, desc="FVD features", unit="video", disable=not progress):
-        num_frames = num_video_frames(video)
+    for index, video in enumerate(tqdm(videos, desc="FVD features", unit="video", disable=not progress)):
+        num_frames = num_video_frames(video) if frame_counts is None else int(frame_counts[index])
         starts = video_clip_starts(num_frames, clip_len, max_clips_per_video)
         if not starts:
             raise ValueError(

@@ -44,7 +44,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.video_loading import VideoInput, iter_frame_chunks
+from benchmark.video_loading import (
+    VideoInput,
+    check_frame_counts,
+    describe,
+    iter_frame_chunks,
+    num_video_frames,
+)
 from mit_dataset.timeseries import centred_moving_average
 
 #: Mouth band as (top, bottom, left, right) fractions of the face box.
@@ -102,14 +108,21 @@ def mouth_motion_energy(
     annotation_size: tuple[float, float] | None = None,
     chunk_frames: int = 64,
     device=None,
+    truncate: bool = False,
 ) -> np.ndarray:
     """Unsmoothed mouth motion energy ``(P, F)`` of a video (path or ``(F, H, W, 3)`` array).
 
     ``face_boxes``: ``(P, F, 4)`` xyxy in video pixels, or in pixels of an ``annotation_size = (width, height)``
-    frame (rescaled to the video's size). The video must have at least ``F`` frames; the first ``F`` are used.
+    frame (rescaled to the video's size). The video must have ``F`` decoded frames, the rule psnr/ssim apply
+    (:func:`~benchmark.video_loading.check_frame_counts`); with ``truncate`` the common prefix is scored.
     """
     boxes = _as_float_array(face_boxes, "face_boxes", (4,))
-    num_persons, num_frames = boxes.shape[:2]
+    num_frames = check_frame_counts(
+        f"prediction {describe(video)}", num_video_frames(video), "its annotations (face_boxes)",
+        boxes.shape[1], truncate,
+    )  # fmt: skip
+    boxes = boxes[:, :num_frames]
+    num_persons = boxes.shape[0]
     if num_frames < 2:
         raise ValueError(f"speaker sync needs at least 2 frames, got {num_frames}")
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -136,8 +149,6 @@ def mouth_motion_energy(
             energy[p, indices] = _region_motion(prev, cur, mouths[p, indices], CROP_SIZE)
         previous = luma[-1:]
         start += len(chunk)
-    if start < num_frames:
-        raise ValueError(f"the video has {start} frames but the annotations have {num_frames}")
     energy = energy.cpu().numpy().astype(np.float64)
     energy[:, 0] = energy[:, 1]
     return energy
@@ -184,10 +195,15 @@ def score_video(
     smooth_frames: int = 5,
     threshold_quantile: float = 0.25,
     device=None,
+    truncate: bool = False,
 ) -> dict:
-    """Speaker sync, per-person correlations and false-talking rate of one video (see the module docstring)."""
-    energy = mouth_motion_energy(video, face_boxes, annotation_size=annotation_size, device=device)
-    return speaker_sync_scores(energy, speaking_scores, smooth_frames, threshold_quantile)
+    """Speaker sync, per-person correlations and false-talking rate of one video (see the module docstring).
+    A video whose frame count differs from the annotations' is an error unless ``truncate``."""
+    energy = mouth_motion_energy(
+        video, face_boxes, annotation_size=annotation_size, device=device, truncate=truncate
+    )
+    scores = _as_float_array(speaking_scores, "speaking_scores", ())[:, : energy.shape[1]]
+    return speaker_sync_scores(energy, scores, smooth_frames, threshold_quantile)
 
 
 def clip_speaker_sync(prediction: VideoInput, row: dict, **kwargs) -> float | None:

@@ -11,22 +11,25 @@ Public API (stable; the ``mit-bench`` runner and the metric modules call it):
   so a 1080p clip is never held in memory whole.
 - ``check_pair(prediction, reference, truncate=False) -> int``: the number of frames to compare; raises
   ``ValueError`` naming both videos when frame counts differ (unless ``truncate``).
+- ``check_frame_counts(what, count, other, other_count, truncate=False) -> int``: the same rule for a video
+  against annotations (speaker sync) or any other pairing.
+
+Frame counts are always *decoded* frames (:func:`mit_dataset.video_io.probe_video`), never a container's
+header count, which stream-copy cuts get wrong.
 - ``resize_frames(frames, height, width, antialias=False) -> torch.Tensor``: bilinear float resize of
   ``(N, C, H, W)`` frames (``F.interpolate``, ``align_corners=False``: the FVD reference preprocessing).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mit_dataset.video_io import probe_video
+from mit_dataset.video_io import iter_video_frames, probe_video
 
 VideoInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor
 
@@ -69,38 +72,42 @@ def iter_frame_chunks(
         return
     if isinstance(video, (str, os.PathLike)) and not os.path.isfile(video):
         raise FileNotFoundError(f"video file {str(video)!r} does not exist")
-    # One decoding pass (seeking per chunk would re-decode from the previous keyframe every time).
+    # One decoding pass (seeking per chunk would re-decode from the previous keyframe every time), frames as
+    # displayed and in decode order: what the dataset rows (torchcodec) give.
     chunk: list[np.ndarray] = []
-    seen = 0
-    try:
-        with av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                if num_frames is not None and seen >= num_frames:
-                    break
-                chunk.append(frame.to_ndarray(format="rgb24"))
-                seen += 1
-                if len(chunk) == chunk_size:
-                    yield np.stack(chunk)
-                    chunk = []
-    except (av.error.FFmpegError, OSError, IndexError) as error:
-        raise ValueError(f"{describe(video)}: not a readable video ({error})") from error
+    for frame in iter_video_frames(video, 0, num_frames):
+        chunk.append(frame)
+        if len(chunk) == chunk_size:
+            yield np.stack(chunk)
+            chunk = []
     if chunk:
         yield np.stack(chunk)
 
 
-def check_pair(prediction: VideoInput, reference: VideoInput, truncate: bool = False) -> int:
-    """Number of frames to compare between a generated video and its reference."""
-    n_pred, n_ref = num_video_frames(prediction), num_video_frames(reference)
-    if n_pred != n_ref and not truncate:
+def check_frame_counts(what: str, count: int, other: str, other_count: int, truncate: bool = False) -> int:
+    """The one mismatch rule of every metric (psnr, ssim, speaker_sync, fvd): ``what`` (``count`` decoded
+    frames) must have as many frames as ``other``; with ``truncate`` the common prefix is used instead.
+    Returns the number of frames to compare; raises ``ValueError`` naming both sides."""
+    if count != other_count and not truncate:
         raise ValueError(
-            f"prediction {describe(prediction)} has {n_pred} frames but reference {describe(reference)} has "
-            f"{n_ref}; pass truncate=True to compare the first {min(n_pred, n_ref)} frames"
+            f"{what} has {count} frames but {other} has {other_count}; pass truncate=True to compare the "
+            f"first {min(count, other_count)} frames"
         )
-    if min(n_pred, n_ref) == 0:
-        raise ValueError(f"no frames to compare in {describe(prediction)} / {describe(reference)}")
-    return min(n_pred, n_ref)
+    if min(count, other_count) == 0:
+        raise ValueError(f"no frames to compare in {what} / {other}")
+    return min(count, other_count)
+
+
+def check_pair(prediction: VideoInput, reference: VideoInput, truncate: bool = False) -> int:
+    """Number of frames to compare between a generated video and its reference (decoded frame counts,
+    :func:`check_frame_counts`)."""
+    return check_frame_counts(
+        f"prediction {describe(prediction)}",
+        num_video_frames(prediction),
+        f"reference {describe(reference)}",
+        num_video_frames(reference),
+        truncate,
+    )
 
 
 def resize_frames(frames: torch.Tensor, height: int, width: int, antialias: bool = False) -> torch.Tensor:

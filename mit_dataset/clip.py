@@ -23,8 +23,8 @@ from .features import (
     speaking_score_from_raw,
 )
 from .keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, clip_boxes
+from .media import probe_media
 from .safe_names import UnsafeNameError, check_name
-from .video_io import probe_video
 
 
 class ClipValidationError(ValueError):
@@ -77,8 +77,10 @@ class ClipRecord:
     def validate(self) -> ClipRecord:
         """Check every field; clip boxes that leave the frame (documented repair); raise otherwise.
 
-        The mp4 is probed: it must decode, and its frame count, size and fps must equal ``num_frames``,
-        ``width`` x ``height`` and ``fps``.
+        The mp4 is probed (:func:`~mit_dataset.media.probe_media`): it must decode, its decoded frame count,
+        displayed size and nominal fps must equal ``num_frames``, ``width`` x ``height`` and ``fps``, and it
+        must be what :func:`~mit_dataset.media.normalize_media` writes (constant rate from time 0, no
+        rotation, any audio 16 kHz mono aligned), so every decoder agrees with the row.
         """
         try:  # clip ids become file names (clip folders, predictions, overlays): one rule for all of them
             check_name(self.clip_id, what="field 'clip_id'")
@@ -115,7 +117,7 @@ class ClipRecord:
         if not path.is_file():
             raise self._fail(f"field 'video': file {str(path)!r} does not exist")
         try:
-            info = probe_video(path)
+            info = probe_media(path)
         except ValueError as error:
             raise self._fail(f"field 'video': {error}") from error
         if info.num_frames != self.num_frames:
@@ -127,8 +129,16 @@ class ClipRecord:
                 f"field 'video': {str(path)!r} is {info.width}x{info.height}, expected "
                 f"width x height = {self.width}x{self.height}"
             )
-        if info.fps and abs(info.fps - self.fps) > 0.01:
-            raise self._fail(f"field 'video': {str(path)!r} runs at {info.fps:g} fps, expected fps={self.fps:g}")
+        if abs(info.fps - self.fps) > 0.01:
+            raise self._fail(
+                f"field 'video': {str(path)!r} runs at {info.fps:g} fps, expected fps={self.fps:g}"
+            )
+        reasons = info.normalization_reasons(SAMPLING_RATE)
+        if reasons:  # every decoder must agree with the row: constant rate from 0, no rotation
+            raise self._fail(
+                f"field 'video': {str(path)!r}: {'; '.join(reasons)}; rewrite it with "
+                "mit_dataset.media.normalize_media (clip-folder import does)"
+            )
 
     def _validate_audio(self) -> None:
         audio = np.asarray(self.audio)
@@ -162,7 +172,9 @@ class ClipRecord:
                 bad = np.argwhere(~np.isfinite(array))[0].tolist()
                 raise self._fail(f"{where}, field {name!r} contains NaN/inf (first at index {bad})")
         if len(person.mask_rle) != frames:
-            raise self._fail(f"{where}, field 'mask_rle' has {len(person.mask_rle)} frames, expected {frames}")
+            raise self._fail(
+                f"{where}, field 'mask_rle' has {len(person.mask_rle)} frames, expected {frames}"
+            )
         if not all(isinstance(counts, str) for counts in person.mask_rle):
             raise self._fail(f"{where}, field 'mask_rle' must hold COCO RLE counts strings")
         person.boxes = clip_boxes(person.boxes, self.width, self.height)

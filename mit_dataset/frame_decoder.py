@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from fractions import Fraction
 
 import av
 import numpy as np
 
 from .geometry import FrameTransform
+from .video_io import regular_frame_step
 
 #: ``gbrp`` plane order -> RGB channel.
 _GBRP_CHANNELS = (1, 2, 0)
@@ -64,7 +64,6 @@ def decode_frames(
     indices: Sequence[int],
     transform: FrameTransform,
     out: np.ndarray,
-    fps: float,
     name: str = "<video>",
     threads: int = 1,
 ) -> np.ndarray:
@@ -73,8 +72,10 @@ def decode_frames(
     ``(3, H, W)`` in [-1, 1]. ``out`` must be float32 ``(len(indices), 3, H, W)``.
 
     Only the requested frames are converted; frames between a keyframe and a requested frame are decoded
-    (that is how inter-frame codecs work). Frame ``i`` is the one presented at ``i / fps`` after the
-    stream's start.
+    (that is how inter-frame codecs work). Frame ``i`` is the ``i``-th frame that decodes, the order every
+    decoder agrees on: in a regular file (frame ``i`` at ``start + i / fps``, as import writes them, see
+    :func:`~mit_dataset.video_io.regular_frame_step`) it is found by seeking; a file with timestamp gaps is
+    decoded in order from its first frame instead (no frame is skipped or repeated).
     """
     indices = [int(i) for i in indices]
     if out.shape != (len(indices), 3, transform.height, transform.width) or out.dtype != np.float32:
@@ -92,7 +93,18 @@ def decode_frames(
         stream.thread_type = "SLICE" if threads == 1 else "AUTO"
         stream.thread_count = threads
         start = stream.start_time or 0
-        step = float(1 / (Fraction(fps).limit_denominator(1001) * stream.time_base))  # one frame in pts units
+        step = regular_frame_step(stream)
+        if step is None:  # timestamp gaps: frame i is the i-th decoded frame
+            for index, frame in enumerate(container.decode(stream)):
+                if index in rows:
+                    _convert(frame, transform, out, rows[index])
+                    pending.remove(index)
+                if not pending:
+                    break
+            if pending:
+                raise ValueError(f"{name}: frames {pending[:5]} not found (the video has fewer frames)")
+            return out
+        step = float(step)
 
         def frames_from(pts: int):
             container.seek(int(pts), stream=stream, backward=True, any_frame=False)

@@ -293,7 +293,7 @@ class MITVideoDataset(Dataset):
         out = self._pool.empty((len(indices), 3, self.height, self.width), np.float32)
         if clip.video_bytes is not None:
             decode_frames(
-                clip.video_bytes.numpy(), indices, transform, out, clip.fps, name=f"clip {clip.clip_id!r}",
+                clip.video_bytes.numpy(), indices, transform, out, name=f"clip {clip.clip_id!r}",
                 threads=self.decode_threads,
             )  # fmt: skip
             return torch.from_numpy(out)

@@ -9,6 +9,7 @@ rotation visible.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from fractions import Fraction
@@ -145,3 +146,65 @@ def authors_style_clip(folder: Path, cut_start: float = 1.37, cut_end: float = 5
         check=True,
     )  # fmt: skip
     return clip, source
+
+
+# ------------------------------------------------------------------------------------- clip folders
+
+
+SCORE_STEP = 0.01  # speaking_score[j] = j * SCORE_STEP: the entry's index on the clip's timeline
+
+
+def face_box(j: int, person: int) -> list[float]:
+    """Face box of timeline entry ``j`` (moves 0.1 px per entry, so the entry can be read back)."""
+    x = 10.0 + 60 * person + 0.1 * j
+    return [x, 5.0, x + 20, 30.0]
+
+
+def pose_instance(j: int, person: int) -> dict:
+    x1, y1 = face_box(j, person)[:2]
+    keypoints = [[x1 + 1 + (k % 18), y1 + 1 + (k % 20)] for k in range(133)]
+    return {"keypoints": keypoints, "keypoint_scores": [0.9] * 133}
+
+
+def released_clip_folder(folder: Path, video: Path, entries: int, num_poses: int | None = None) -> Path:
+    """A clip folder as the authors' released collection code writes it: meta.json with source "test",
+    speaker_info.json with period_num and without instance_bbox/clip_range, a speaker_info_merged.json
+    beside it, pose/output_%04d.json. Arrays have ``entries`` values on the clip's timeline."""
+    folder.mkdir(parents=True)
+    shutil.copy(video, folder / "video.mp4")
+    meta = {"source": "test", "video": "abc", "period": [10.0, 12.0], "num_speaker": 2, "url": ""}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    speakers = [
+        {
+            "face_track": [face_box(j, person) for j in range(entries)],
+            "speak": [[0, entries - 1]],
+            "listen": [],
+            "period_num": 0,
+            "speaking_score": [SCORE_STEP * j for j in range(entries)],
+        }
+        for person in range(2)
+    ]
+    (folder / "speaker_info.json").write_text(json.dumps(speakers))
+    (folder / "speaker_info_merged.json").write_text(json.dumps([speakers]))
+    (folder / "pose").mkdir()
+    for j in range(entries if num_poses is None else num_poses):
+        pose = {"instance_info": [pose_instance(j, person) for person in range(2)]}
+        (folder / "pose" / f"output_{j + 1:04d}.json").write_text(json.dumps(pose))
+    return folder
+
+
+def assert_row_agrees_with_media(row: dict, record) -> None:
+    """The row's numbers equal what torchcodec decodes from its embedded mp4."""
+    video = row["video"]
+    assert (row["num_frames"], row["width"], row["height"]) == (
+        record.num_frames,
+        record.width,
+        record.height,
+    )
+    assert len(video) == row["num_frames"] == video.metadata.num_frames
+    assert (video.metadata.width, video.metadata.height) == (row["width"], row["height"])
+    assert tuple(video[row["num_frames"] - 1].shape) == (3, row["height"], row["width"])
+    assert video.metadata.average_fps == pytest.approx(row["fps"])
+    assert video.metadata.begin_stream_seconds == 0
+    samples = row["audio"].get_all_samples()
+    assert samples.data.shape[1] == round(row["num_frames"] / row["fps"] * 16_000)

@@ -8,7 +8,6 @@ import pytest
 from datasets import load_dataset
 
 from mit_dataset.builder import MITClipFolderBuilder
-from mit_talk.cli import mit_talking as main
 from mit_dataset.clip import ClipValidationError
 from mit_dataset.clip_folder import assign_poses, read_clip_folder, write_clip_folder, write_clip_folders
 from mit_dataset.features import MIT_FEATURES
@@ -16,6 +15,7 @@ from mit_dataset.hub import export_clip_folders
 from mit_dataset.masks import box_mask_rle
 from mit_dataset.talknet import MISSING_SCORE, load_talknet_outputs, person_scores, smooth_track_scores
 from mit_dataset.video_io import probe_video
+from mit_talk.cli import mit_talking as main
 
 
 def _instance_boxes(person):

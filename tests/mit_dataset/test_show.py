@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mit_talk.cli import mit_talking as main
 from mit_dataset.show import LISTENING_COLOR, SPEAKING_COLOR, show_clip
 from mit_dataset.video_io import probe_video, read_audio, read_video_frames
+from mit_talk.cli import mit_talking as main
 
 
 def test_show_writes_overlay_video_and_plot(synthetic_dataset_dir, synthetic_records, tmp_path):

@@ -4,6 +4,7 @@ import datasets
 import evaluate
 
 from benchmark.fvd import CLIP_LEN, extract_video_features, fvd_from_features, load_detector
+from benchmark.video_loading import check_pair
 
 _DESCRIPTION = """
 FVD: every video is cut into non-overlapping 16-frame clips; each clip is resized to 224x224 (bilinear, whole
@@ -28,6 +29,9 @@ Args:
     max_clips_per_video (`int`, optional): default all non-overlapping clips.
     batch_size (`int`): clips per forward pass, default 8.
     device (`str`, optional): torch device; default cuda when available.
+    paired (`bool`): predictions[i] is generated for references[i] (default True, the MIT benchmark): each
+        pair must have the same decoded frame count, as psnr/ssim require. False for two unrelated sets.
+    truncate (`bool`): with paired videos of different lengths, use the common prefix of each pair.
 Returns:
     fvd (`float`), num_real_clips (`int`), num_generated_clips (`int`), feature_dim (`int`), clip_len (`int`),
     detector (`dict`): name, kind, features and sha256 prefix of the detector file.
@@ -72,7 +76,16 @@ class Fvd(evaluate.Metric):
         batch_size=8,
         device=None,
         trust_detector=False,
+        paired=True,
+        truncate=False,
     ):
+        if paired and len(predictions) != len(references):
+            raise ValueError(
+                f"paired=True needs one reference per prediction, got {len(predictions)} predictions and "
+                f"{len(references)} references (pass paired=False for two unrelated sets)"
+            )
+        # Frame counts are checked before the detector loads: a mismatch fails fast.
+        lengths = [check_pair(p, r, truncate) for p, r in zip(predictions, references)] if paired else None
         key = (detector_path, features, device, trust_detector)
         if key not in _DETECTORS:
             _DETECTORS[key] = load_detector(
@@ -80,6 +93,6 @@ class Fvd(evaluate.Metric):
             )
         detector = _DETECTORS[key]
         options = {"clip_len": clip_len, "max_clips_per_video": max_clips_per_video, "batch_size": batch_size}
-        real = extract_video_features(references, detector, **options)
-        generated = extract_video_features(predictions, detector, **options)
+        real = extract_video_features(references, detector, frame_counts=lengths, **options)
+        generated = extract_video_features(predictions, detector, frame_counts=lengths, **options)
         return {**fvd_from_features(real, generated, detector), "clip_len": clip_len}

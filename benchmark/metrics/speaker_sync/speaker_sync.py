@@ -26,6 +26,8 @@ Args:
     smooth_frames (`int`): moving-average window of the energy, default 5.
     threshold_quantile (`float`): quantile of speaking-frame energy used as the talking threshold, default 0.25.
     device (`str`, optional): torch device, default cpu.
+    truncate (`bool`): score the common prefix when a video's decoded frame count differs from its
+        annotations' F (default: error, as psnr/ssim).
 Returns:
     speaker_sync (`float`), false_talking_rate (`float`): means over videos where defined;
     speaker_sync_per_video, false_talking_rate_per_video, per_person (`list`); num_videos,
@@ -96,6 +98,7 @@ class SpeakerSync(evaluate.Metric):
         smooth_frames=5,
         threshold_quantile=0.25,
         device=None,
+        truncate=False,
     ):
         results = []
         for video, boxes, scores in zip(predictions, face_boxes, speaking_scores):
@@ -108,6 +111,7 @@ class SpeakerSync(evaluate.Metric):
                     smooth_frames=smooth_frames,
                     threshold_quantile=threshold_quantile,
                     device=device,
+                    truncate=truncate,
                 )
             )
         per_video = [r["speaker_sync"] for r in results]
