@@ -5,18 +5,22 @@ Layout of a folder of clips (what ``mit-talking export CLIPS`` reads)::
     CLIPS/
       splits.json          optional, ours: {"<clip name>": {"split": "test", "difficulty": "easy"}, ...}
                            (a bare "train" / "test" string is accepted as the value; a test clip needs a
-                           difficulty, "easy" or "challenging"). Clips absent from it are train clips.
-      <clip name>/         {source}_{video}_{start:06d}to{end:06d}
-        video.mp4          the clip, 25 fps, with its audio track (decoded to 16 kHz mono)
-        meta.json          {"source", "video", "period": [t0, t1] (s), "num_speaker", "url"}; an optional
-                           "subset" overrides the show -> subset rule (TonightShow -> two_human,
-                           LateLateShow -> multi_human)
+                           difficulty, "easy" or "challenging"; an optional "subset"). Clips absent from it
+                           are train clips.
+      <clip name>/         {source}_{video}_{start:06d}to{end:06d}; any sub-folder holding one of these files
+                           is a clip and must be readable (a missing meta.json is an error, not a skip)
+        video.mp4          the clip with its audio track (any codec FFmpeg decodes; normalised on import)
+        meta.json          {"source", "video", "period": [t0, t1] (s), "num_speaker", "url"}; the subset is
+                           meta.json's optional "subset", else splits.json's, else the show (TonightShow ->
+                           two_human, LateLateShow -> multi_human), else num_speaker (2 -> two_human, 3-4 ->
+                           multi_human: the released code writes source "test")
         speaker_info_with_instance_bbox.json   (preferred) or speaker_info.json: one entry per person
                            {"face_track": [[x1, y1, x2, y2], ...], "speaking_score": [...],
                             "speak": [[s, e], ...], "listen": [[s, e], ...],
                             "instance_bbox": [x1, y1, x2, y2] (static), "clip_range": [first, last]}
                            plus optional "person_id" / "identity" (defaults "p{i}" and
-                           "{source}_{video}_p{i}")
+                           "{source}_{video}_p{i}"); other fields ("period_num") and a
+                           speaker_info_merged.json beside it are ignored (see :mod:`mit_dataset.speaker_info`)
         pose/*.json        one Sapiens file per frame of video.mp4, in order of the number in the name;
                            {"instance_info": [{"keypoints": [[x, y] x 133], "keypoint_scores": [133],
                            ("bbox": [[x1, y1, x2, y2]], "bbox_score")}]}, both variants
@@ -27,11 +31,14 @@ Known hazards of the partial release, and what the reader does:
 
 - ``clip_range`` (1-based, inclusive) selects the clip's entries of a person's per-frame arrays
   (``face_track``, ``speaking_score``); without it the arrays are taken from index 0.
-- Frame count comes from decoding ``video.mp4`` (stream-copy cuts are not frame-accurate). When the
-  container's frame count disagrees with the decoded one the video is re-encoded (frame-accurate) into a
-  work folder and that copy is what the dataset embeds.
-- Arrays (and the pose files) exactly ONE frame short of the decoded frame count are repaired by repeating
-  the last value; any other length is an error naming the clip, person and field.
+- Media: ``video.mp4`` is probed once by decoding it (:func:`~mit_dataset.media.probe_media`). Unless it already
+  is constant-rate H.264 from time 0 with 16 kHz mono audio aligned to its first frame, it is rewritten into a
+  work folder (:func:`~mit_dataset.media.normalize_media`: re-timed by frame order at the nominal fps, display
+  rotation applied, audio trimmed/padded to the first video frame) and that copy is what the dataset embeds.
+- Arrays and pose files are realigned to the decoded frames (:mod:`mit_dataset.realign`): one entry per
+  decoded frame is taken in order, exactly ONE short is repaired by repeating the last value, other lengths
+  are read on the clip's timeline (a cut that lost frames at the start or has timestamp gaps); anything else
+  is an error naming the clip, person and field. Coordinates follow the display rotation.
 - Pose-to-person assignment: per frame, the pose with the most keypoints (score >= 0.4) inside the
   person's box; each pose goes to at most one person (most keypoints first). A person with no such pose in
   a frame gets zero keypoints (score 0) there.
