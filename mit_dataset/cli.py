@@ -56,13 +56,14 @@ def _add_show(subparsers) -> None:
     parser.add_argument("clip", help="clip id")
     parser.add_argument("--dataset", default="mit-talking", help="dataset folder or Hub id")
     parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the mp4 and the PNG")
+    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: datasets')")
     parser.set_defaults(run=_show)
 
 
 def _show(args) -> None:
     from .show import show_clip
 
-    overlay, plot = show_clip(args.dataset, args.clip, args.out)
+    overlay, plot = show_clip(args.dataset, args.clip, args.out, cache_dir=args.cache_dir)
     print(f"overlay video: {overlay}\nspeaking-score plot: {plot}")
 
 

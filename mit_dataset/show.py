@@ -35,11 +35,12 @@ LISTENING_COLOR = (40, 90, 235)
 CHUNK_FRAMES = 32
 
 
-def find_clip(dataset: str | os.PathLike, clip_id: str):
-    """``(split_dataset, row_index)`` of ``clip_id`` in a dataset folder or Hub id (all splits searched)."""
+def find_clip(dataset: str | os.PathLike, clip_id: str, cache_dir: str | os.PathLike | None = None):
+    """``(split_dataset, row_index)`` of ``clip_id`` in a dataset folder or Hub id (all splits searched);
+    ``cache_dir``: the ``datasets`` cache folder (default: datasets')."""
     import datasets
 
-    loaded = datasets.load_dataset(str(dataset))
+    loaded = datasets.load_dataset(str(dataset), cache_dir=str(cache_dir) if cache_dir else None)
     splits = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     available = []
     for split in splits.values():
@@ -57,9 +58,10 @@ def show_clip(
     out_dir: str | os.PathLike,
     max_width: int = 960,
     progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[Path, Path]:
     """Write ``{clip_id}_overlay.mp4`` and ``{clip_id}_speaking.png`` into ``out_dir``; returns their paths."""
-    split, index = find_clip(dataset, clip_id)
+    split, index = find_clip(dataset, clip_id, cache_dir)
     clip = clip_arrays(split.with_format("arrow")[index])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Clip ids from a stranger's dataset never become paths outside the output folder."""
+"""mit-talking show and clip folders with a stranger's dataset: clip ids never lead outside the output folder, and
+--cache-dir is where the dataset is prepared."""
 
 import dataclasses
 
@@ -33,3 +34,14 @@ def test_records_with_unsafe_clip_ids_are_invalid(synthetic_records, tmp_path, c
     with pytest.raises(ClipValidationError, match="field 'clip_id'"):
         write_clip_folder(record, tmp_path / "clips")
     assert not (tmp_path / "evil").exists() and [p.name for p in tmp_path.iterdir()] in ([], ["clips"])
+
+
+def test_show_honours_its_cache_dir(synthetic_dataset_dir, tmp_path):
+    from mit_talk.cli import mit_talking
+
+    clip_id = load_dataset(str(synthetic_dataset_dir), split="test", cache_dir=str(tmp_path / "c0"))[0][
+        "clip_id"
+    ]
+    args = ["show", clip_id, "--dataset", str(synthetic_dataset_dir), "--out", str(tmp_path / "out")]
+    assert mit_talking([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert any((tmp_path / "cache").rglob("*.arrow"))
