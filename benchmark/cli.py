@@ -26,7 +26,9 @@ def _add_dataset(parser) -> None:
     parser.add_argument(
         "--config", default=None, help="dataset config: all (default), two_human, multi_human"
     )
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder")
+    parser.add_argument(
+        "--cache-dir", default=None, help="datasets cache folder (default: the datasets library's)"
+    )
 
 
 def add_commands(sub) -> None:
@@ -38,7 +40,7 @@ def add_commands(sub) -> None:
     evaluate.add_argument(
         "--i3d",
         default=None,
-        help="I3D (Kinetics-400) file for FVD (else $MIT_BENCH_I3D; "
+        help="I3D (Kinetics-400) file for FVD (default: $MIT_BENCH_I3D; "
         "without one FVD is skipped, and the table says so)",
     )
     evaluate.add_argument(
@@ -48,11 +50,25 @@ def add_commands(sub) -> None:
         "only for files from a source you trust)",
     )
     evaluate.add_argument(
+        "--consistency-model",
+        default=None,
+        help="local transformers image model folder for vbench_consistency, e.g. a saved facebook/dino-vitb16 "
+        "(default: $MIT_BENCH_CONSISTENCY_MODEL; without one the metric is skipped, and the table says so)",
+    )
+    evaluate.add_argument(
         "--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)}"
     )
-    evaluate.add_argument("--model-name", default="", help="name of the model in the table / model card")
     evaluate.add_argument(
-        "--model-card", type=Path, default=None, help="write/update this model card (README.md)"
+        "--model-name",
+        default="",
+        help="name of the model in the table / model card (default: the model folder named in the "
+        "predictions' predict_config.json, else 'submission')",
+    )
+    evaluate.add_argument(
+        "--model-card",
+        type=Path,
+        default=None,
+        help="write/update this model card (README.md; default: none)",
     )
     evaluate.add_argument("--dataset-id", default="mit-talking", help="Hub dataset id for the model card")
     evaluate.add_argument(
@@ -60,12 +76,12 @@ def add_commands(sub) -> None:
         action="store_true",
         help="write a model card from incomplete results, labelled PARTIAL",
     )
-    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
     validate = sub.add_parser("validate", help="check a predictions folder without scoring it")
     _add_dataset(validate)
-    validate.add_argument("--predictions", type=Path, required=True)
+    validate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
     validate.set_defaults(run=_validate)
 
     predict = sub.add_parser("predict", help="run a CovOG pipeline on every test clip (resumable)")
@@ -77,14 +93,16 @@ def add_commands(sub) -> None:
         "--guidance-scale",
         type=float,
         default=None,
-        help="classifier-free guidance scale (default: the pipeline's)",
+        help="classifier-free guidance scale, <= 1 turns guidance off (default: the pipeline's)",
     )
-    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument(
+        "--seed", type=int, default=0, help="base seed; each clip's noise seed derives from it"
+    )
     predict.add_argument(
         "--num-frames",
         type=int,
         default=None,
-        help="generate only this many frames per clip (debugging: not a valid submission)",
+        help="generate only this many frames per clip (debugging: not a valid submission; default: all)",
     )
     predict.add_argument(
         "--height", type=int, default=None, help="generation height (default: the pipeline's)"
@@ -95,7 +113,7 @@ def add_commands(sub) -> None:
     predict.add_argument("--joint-pose", action="store_true", help="ablation: single joint pose guider")
     predict.add_argument("--device", default=None, help="torch device (default: accelerate's)")
     predict.add_argument("--overwrite", action="store_true", help="regenerate finished clips too")
-    predict.add_argument("--no-progress", action="store_true")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(run=_predict)
 
     board = sub.add_parser(
@@ -117,8 +135,12 @@ def add_commands(sub) -> None:
         "and results files must agree among themselves)",
     )
     board.add_argument("--config", default=None, help="dataset config: all (default), two_human, multi_human")
-    board.add_argument("--cache-dir", default=None, help="datasets cache folder")
-    board.add_argument("--i3d", default=None, help="I3D file for FVD when re-scoring (else $MIT_BENCH_I3D)")
+    board.add_argument(
+        "--cache-dir", default=None, help="datasets cache folder (default: the datasets library's)"
+    )
+    board.add_argument(
+        "--i3d", default=None, help="I3D file for FVD when re-scoring (default: $MIT_BENCH_I3D)"
+    )
     board.add_argument(
         "--trust-detector", action="store_true", help="run an unverified I3D TorchScript file (it is code)"
     )
@@ -131,8 +153,18 @@ def add_commands(sub) -> None:
     board.add_argument(
         "--rank-by", default="ssim", choices=list(METRICS), help="metric that orders the table"
     )
-    board.add_argument("--difficulty", default="all", choices=["easy", "challenging", "all"])
-    board.add_argument("--subset", default="all", choices=["two_human", "multi_human", "all"])
+    board.add_argument(
+        "--difficulty",
+        default="all",
+        choices=["easy", "challenging", "all"],
+        help="test set of the ranked cell",
+    )
+    board.add_argument(
+        "--subset",
+        default="all",
+        choices=["two_human", "multi_human", "all"],
+        help="subset of the ranked cell",
+    )
     board.add_argument(
         "--allow-partial", action="store_true", help="show incomplete results, labelled PARTIAL"
     )
@@ -142,6 +174,7 @@ def add_commands(sub) -> None:
 
 def _evaluate(args) -> int:
     from .model_card import PartialResultsError, write_model_card
+    from .predict import model_name_from_manifest
     from .scoring import distributed_state, evaluate_submission
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -156,10 +189,11 @@ def _evaluate(args) -> int:
         metrics=metrics,
         i3d_path=args.i3d,
         trust_detector=args.trust_detector,
-        model_name=args.model_name,
+        model_name=args.model_name or model_name_from_manifest(args.predictions),
         state=state,
         progress=not args.no_progress,
         cache_dir=args.cache_dir,
+        consistency_model=args.consistency_model,
     )
     if not state.is_main_process:
         return 0

@@ -111,6 +111,24 @@ def ablations(pipeline, disable_iad: bool = False, joint_pose: bool = False):
             undo()
 
 
+def model_name_from_manifest(predictions_dir: str | Path) -> str:
+    """The model that made a predictions folder, from its ``predict_config.json``: the name of the pipeline
+    folder, plus the ablation it ran as (``tiny-covog (IAD off)``). ``""`` when the file is absent, unreadable
+    or names no model (a pipeline built in memory)."""
+    try:
+        settings = json.loads((Path(predictions_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return ""
+    model = settings.get("model") if isinstance(settings, dict) else None
+    if not isinstance(model, str) or not model.strip():
+        return ""
+    name = Path(model.strip()).name or model.strip()
+    ablations = [
+        text for key, text in (("disable_iad", "IAD off"), ("joint_pose", "joint pose")) if settings.get(key)
+    ]
+    return f"{name} ({', '.join(ablations)})" if ablations else name
+
+
 def _check_settings(manifest: Path, settings: dict, overwrite: bool) -> None:
     """Refuse to resume a folder made with other settings: it would mix two models in one submission."""
     if overwrite or not manifest.is_file():

@@ -43,8 +43,16 @@ SUBSET_ROWS = ("two_human", "multi_human", "all")
 TABLE_ROWS = tuple((d, s) for d in DIFFICULTY_ROWS for s in SUBSET_ROWS)
 
 #: Metric name -> whether higher is better.
-METRICS = {"ssim": True, "psnr": True, "fvd": False, "speaker_sync": True}
-METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR", "fvd": "FVD", "speaker_sync": "Speaker sync"}
+METRICS = {"ssim": True, "psnr": True, "fvd": False, "speaker_sync": True, "vbench_consistency": True}
+METRIC_LABELS = {
+    "ssim": "SSIM",
+    "psnr": "PSNR",
+    "fvd": "FVD",
+    "speaker_sync": "Speaker sync",
+    "vbench_consistency": "Consistency",
+}
+#: The feature model folder of ``vbench_consistency`` when ``--consistency-model`` is not given.
+CONSISTENCY_MODEL_ENV = "MIT_BENCH_CONSISTENCY_MODEL"
 
 SUBSET_LABELS = {"two_human": "two-human", "multi_human": "multi-human", "all": "all"}
 
@@ -198,15 +206,21 @@ class ClipScorer:
         i3d_path=None,
         device="cpu",
         trust_detector=False,
+        consistency_model=None,
     ):
         self.metrics = [m for m in METRICS if m in metrics]
         self.device = device
         self.i3d = None
         self.detector_name = ""
+        self.consistency = None
         if "fvd" in self.metrics:
             self.i3d = _load_i3d(i3d_path, device, trust_detector)
             described = self.i3d.describe()
             self.detector_name = f"{described['name']}, {described['kind']}, sha256 {described['sha256']}"
+        if "vbench_consistency" in self.metrics:
+            from .consistency import FrameFeatureExtractor
+
+            self.consistency = FrameFeatureExtractor(consistency_model, device=device)
 
     def score(self, prediction: np.ndarray, target: np.ndarray, row: dict) -> tuple[dict, dict]:
         """``prediction``: ``(F, H, W, 3)`` uint8 or float in [0, 1]; ``target``: uint8. Returns
@@ -216,6 +230,10 @@ class ClipScorer:
         values.update(_frame_metrics(prediction, target, frame_metrics, self.device))
         if "speaker_sync" in self.metrics:
             values["speaker_sync"] = _speaker_sync(prediction, row)
+        if self.consistency is not None:
+            from .consistency import video_consistency
+
+            values["vbench_consistency"] = video_consistency(prediction, self.consistency)
         if self.i3d is not None:
             features["fake"] = _i3d_features(self.i3d, prediction)
             features["real"] = _i3d_features(self.i3d, target)
@@ -273,7 +291,7 @@ def _frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     return float(frechet_distance(real, fake))
 
 
-def metric_conventions(metrics, detector: str = "") -> dict[str, str]:
+def metric_conventions(metrics, detector: str = "", consistency_model: str = "") -> dict[str, str]:
     conventions = {
         "ssim": "per frame, Gaussian window sigma 1.5 (11 taps), population covariance, per RGB channel then "
         "averaged, data range 255 (1 for float .npy predictions); mean over frames, then over clips "
@@ -294,6 +312,13 @@ def metric_conventions(metrics, detector: str = "") -> dict[str, str]:
             "(lower face box, head motion removed, 5-frame smoothing) and the dataset's speaking score; mean "
             "over persons with a defined value, then over clips (speaker_sync_n = clips with a value); "
             "no pretrained weights (benchmark/speaker_sync.py)"
+        )
+    if "vbench_consistency" in metrics:
+        conventions["vbench_consistency"] = (
+            "VBench temporal consistency of the generated video alone: mean over frames t >= 1 of "
+            "(max(0, cos(f_t, f_t-1)) + max(0, cos(f_t, f_0))) / 2 with per-frame features f of a local image "
+            f"model ({consistency_model}; DINO ViT-B/16 = subject, CLIP ViT-B/32 = background consistency); "
+            "mean over clips (benchmark/consistency.py)"
         )
     return {k: v for k, v in conventions.items() if k in metrics}
 
@@ -408,6 +433,7 @@ def evaluate_submission(
     state=None,
     progress: bool = True,
     cache_dir: str | None = None,
+    consistency_model: str | None = None,
 ) -> tuple[BenchmarkResults, ValidationReport]:
     """Validate and score a submission. FVD is included only when an I3D file is given (argument or
     ``$MIT_BENCH_I3D``), otherwise ``results.skipped["fvd"]`` says why. Clips with problems are left out and
@@ -419,12 +445,25 @@ def evaluate_submission(
         if reason:
             metrics.remove("fvd")
             skipped["fvd"] = reason
+    if "vbench_consistency" in metrics:
+        consistency_model = consistency_model or os.environ.get(CONSISTENCY_MODEL_ENV)
+        if not consistency_model:
+            metrics.remove("vbench_consistency")
+            skipped["vbench_consistency"] = (
+                f"no feature model folder given (pass --consistency-model DIR or set ${CONSISTENCY_MODEL_ENV})"
+            )
     test = load_test_split(dataset, config, cache_dir=cache_dir)
     specs = clip_specs(test)
     report = validate_submission(predictions_dir, specs)
     valid = set(report.valid)
     state = state or distributed_state()
-    scorer = ClipScorer(metrics, i3d_path=i3d_path, device=state.device, trust_detector=trust_detector)
+    scorer = ClipScorer(
+        metrics,
+        i3d_path=i3d_path,
+        device=state.device,
+        trust_detector=trust_detector,
+        consistency_model=consistency_model,
+    )
     scored = score_clips(
         test, predictions_dir, [s for s in specs if s.clip_id in valid], scorer, state, progress
     )
@@ -448,7 +487,9 @@ def evaluate_submission(
         table=_table(per_clip, features, metrics),
         metrics=metrics,
         skipped=skipped,
-        conventions=metric_conventions(metrics, scorer.detector_name),
+        conventions=metric_conventions(
+            metrics, scorer.detector_name, scorer.consistency.name if scorer.consistency else ""
+        ),
         problems=[{"clip_id": p.clip_id, "kind": p.kind, "message": p.message} for p in report.problems],
         model=model_name,
         test_set=fingerprint_test_split(test),

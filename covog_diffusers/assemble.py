@@ -46,6 +46,7 @@ from .checkpoint_mapping import (
     split_animate_anyone_unet,
     unwrap_checkpoint,
 )
+from .models.casting import cast_to_dtype
 
 __all__ = [
     "ANIMATE_ANYONE_FILES",
@@ -186,7 +187,7 @@ def load_sd_unet(path, unet_config: dict | str | os.PathLike | None = None, dtyp
     path = _require(path, "sd15")
     if path.is_dir():
         folder = _model_folder(path, "unet", "sd15")
-        unet = UNet2DConditionModel.from_pretrained(folder, local_files_only=True).to(dtype)
+        unet = cast_to_dtype(UNet2DConditionModel.from_pretrained(folder, local_files_only=True), dtype)
         report = LoadReport("reference_unet/denoising_unet spatial (SD 1.5 UNet)")
         report.loaded = sorted(unet.state_dict())
         return unet, report, str(folder)
@@ -197,7 +198,7 @@ def load_sd_unet(path, unet_config: dict | str | os.PathLike | None = None, dtyp
     config = (
         _resolve_config(unet_config, "unet_config") if unet_config is not None else dict(SD15_UNET_CONFIG)
     )
-    unet = UNet2DConditionModel.from_config(config).to(dtype)
+    unet = cast_to_dtype(UNet2DConditionModel.from_config(config), dtype)
     tensors = load_checkpoint_file(path, "sd15")
     if any(k.startswith(LDM_UNET_PREFIX) for k in tensors):
         result = ldm_unet_to_diffusers(tensors, unet)
@@ -340,7 +341,7 @@ def build_pipeline(
     # from_config kwargs: entries of the base config that were defaults would otherwise win).
     base = CovOGDenoisingNet.from_unet2d(reference_unet, None, load_weights=False)
     overrides = {**motion_config, **(denoising_config or {})}
-    denoising_unet = CovOGDenoisingNet.from_config(base.config, **overrides).to(dtype)
+    denoising_unet = cast_to_dtype(CovOGDenoisingNet.from_config(base.config, **overrides), dtype)
     del base
     spatial_report = _load_checked(
         denoising_unet,
@@ -364,10 +365,12 @@ def build_pipeline(
 
     # 2. Frozen encoders.
     vae_dir = _model_folder(paths["vae"], "vae", "vae")
-    vae_model = AutoencoderKL.from_pretrained(vae_dir, local_files_only=True).to(dtype)
+    vae_model = cast_to_dtype(AutoencoderKL.from_pretrained(vae_dir, local_files_only=True), dtype)
     report.sources["vae"] = str(vae_dir)
     clip_dir = _model_folder(paths["image_encoder"], "image_encoder", "image_encoder")
-    clip = CLIPVisionModelWithProjection.from_pretrained(clip_dir, local_files_only=True).to(dtype)
+    clip = cast_to_dtype(
+        CLIPVisionModelWithProjection.from_pretrained(clip_dir, local_files_only=True), dtype
+    )
     report.sources["image_encoder"] = str(clip_dir)
     feature_extractor, fe_source = _feature_extractor(clip_dir)
     if fe_source is None:
@@ -375,7 +378,7 @@ def build_pipeline(
             "feature_extractor: no preprocessor_config.json found; using CLIP's 224 px defaults"
         )
     w2v_dir = _model_folder(paths["wav2vec2"], "audio_encoder", "wav2vec2")
-    audio_encoder = Wav2Vec2Model.from_pretrained(w2v_dir, local_files_only=True).to(dtype)
+    audio_encoder = cast_to_dtype(Wav2Vec2Model.from_pretrained(w2v_dir, local_files_only=True), dtype)
     report.sources["wav2vec2"] = str(w2v_dir)
 
     # 3. Fresh CovOG parts.
@@ -385,10 +388,10 @@ def build_pipeline(
         "cross_attention_dim": denoising_unet.config.audio_cross_attention_dim,
         **(audio_projection_config or {}),
     }
-    audio_projection = AudioProjection(**projection_config).to(dtype)
+    audio_projection = cast_to_dtype(AudioProjection(**projection_config), dtype)
     pose_kwargs = {"out_channels": reference_unet.config.block_out_channels[0], **(pose_config or {})}
-    pose_guider = MultiHumanPoseEncoder(**pose_kwargs).to(dtype)
-    pose_adaptor = MultiHumanPoseEncoder(**pose_kwargs).to(dtype)
+    pose_guider = cast_to_dtype(MultiHumanPoseEncoder(**pose_kwargs), dtype)
+    pose_adaptor = cast_to_dtype(MultiHumanPoseEncoder(**pose_kwargs), dtype)
 
     # 4. AnimateAnyone overrides.
     if aa_files:
@@ -433,7 +436,7 @@ def build_pipeline(
             guider_config = pose_guider_config_from_state_dict(state)
         except ValueError as error:
             raise AssemblyError(f"{aa_files['pose_guider.pth']}: {error}") from error
-        pose_guider = MultiHumanPoseEncoder(**guider_config).to(dtype)
+        pose_guider = cast_to_dtype(MultiHumanPoseEncoder(**guider_config), dtype)
         report.add(
             _load_checked(pose_guider, state, "pose_guider (AnimateAnyone)", str(aa_files["pose_guider.pth"]))
         )

@@ -2,7 +2,7 @@
 
 covog create-tiny OUT
 covog assemble --sd15 SD --vae VAE --image-encoder CLIP --wav2vec2 W2V --motion-module MM [--animate-anyone DIR] --out DIR
-covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--steps --guidance-scale --frames ...]
+covog generate --model DIR --dataset DATASET_DIR --clip CLIP_ID --out x.mp4 [--steps --guidance-scale --num-frames ...]
 
 ``add_commands`` adds them to a sub-parser set; the console script (with the error rule) is composed in
 ``mit_talk.cli``.
@@ -20,7 +20,7 @@ def _add_create_tiny(subparsers) -> None:
         "create-tiny", help="write a tiny random-initialised CovOG pipeline (tests, demos, benchmarks)"
     )
     parser.add_argument("out", type=Path, help="pipeline folder to create")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.set_defaults(run=_create_tiny)
 
@@ -55,7 +55,7 @@ def _add_assemble(subparsers) -> None:
         "--animate-anyone",
         type=Path,
         help="folder with AnimateAnyone denoising_unet.pth / reference_unet.pth / pose_guider.pth / "
-        "motion_module.pth (any subset)",
+        "motion_module.pth (any subset; default: none, the SD 1.5 + AnimateDiff initialisation)",
     )
     parser.add_argument(
         "--unet-config", type=Path, help="UNet config.json for a single-file --sd15 (default: SD 1.5)"
@@ -67,7 +67,7 @@ def _add_assemble(subparsers) -> None:
         "--component-config",
         type=Path,
         help='JSON file of config overrides for the CovOG parts: {"denoising_unet": {...}, '
-        '"audio_projection": {...}, "pose_encoder": {...}}',
+        '"audio_projection": {...}, "pose_encoder": {...}} (default: none, the standard configs)',
     )
     parser.add_argument("--dtype", choices=_DTYPES, default="float32", help="weights dtype to save")
     parser.add_argument("--out", required=True, type=Path, help="pipeline folder to create")
@@ -92,14 +92,12 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
     parser.add_argument(
         "--guidance-scale",
-        "--guidance",
-        dest="guidance_scale",
         type=float,
         default=None,
         help="classifier-free guidance scale, <= 1 turns guidance off (default: the pipeline's)",
     )
     parser.add_argument(
-        "--frames", type=int, default=None, help="frames to generate (default: the rest of the clip)"
+        "--num-frames", type=int, default=None, help="frames to generate (default: the rest of the clip)"
     )
     parser.add_argument(
         "--start-frame", type=int, default=0, help="first clip frame to generate (default: 0)"
@@ -133,7 +131,8 @@ def _add_generate(subparsers) -> None:
         default=None,
         metavar="FILE",
         help="one audio file per person (in the clip's person order; repeat the option): speaking "
-        "scores then come from voice activity detection and the mix drives the audio",
+        "scores then come from voice activity detection and the mix drives the audio (default: the clip's "
+        "speaking scores and audio)",
     )
     parser.add_argument(
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
@@ -144,7 +143,9 @@ def _add_generate(subparsers) -> None:
         default=None,
         help="compute dtype (default: float16 on cuda, else float32)",
     )
-    parser.add_argument("--cache-dir", default=None, help="datasets cache folder (default: datasets')")
+    parser.add_argument(
+        "--cache-dir", default=None, help="datasets cache folder (default: the datasets library's)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the denoising progress bar")
     parser.set_defaults(run=_generate)
 
@@ -239,7 +240,7 @@ def generate(args) -> Path:
     pipe.set_progress_bar_config(disable=args.no_progress)
     inputs = pipe.inputs_from_mit_row(
         row,
-        num_frames=args.frames,
+        num_frames=args.num_frames,
         start_frame=args.start_frame,
         reference_frame=args.reference_frame,
         height=args.height,

@@ -11,30 +11,54 @@ from pathlib import Path
 
 def _add_synth(subparsers) -> None:
     parser = subparsers.add_parser(
-        "synth", help="write a synthetic MIT dataset folder (script-free Hub layout)"
+        "synth",
+        help="write a synthetic MIT: a dataset folder (--out) or official raw clip folders (--clip-folders)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="dataset folder to create")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="dataset folder to create (script-free Hub layout)")
+    target.add_argument(
+        "--clip-folders",
+        type=Path,
+        help="folder of official per-clip folders to create (video.mp4, meta.json, speaker_info, pose/, "
+        "splits.json): the input of `mit-talking export`",
+    )
     parser.add_argument("--num-clips", type=int, default=12, help="number of clips over all splits")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic generator")
     parser.add_argument("--width", type=int, default=256, help="frame width in pixels")
     parser.add_argument("--height", type=int, default=144, help="frame height in pixels")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each clip in seconds")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.set_defaults(run=_synth)
 
 
 def _synth(args) -> None:
-    from .hub import write_synthetic_dataset
+    from .hub import write_synthetic_clip_folders, write_synthetic_dataset
 
-    write_synthetic_dataset(
-        args.out,
-        num_clips=args.num_clips,
-        seed=args.seed,
-        width=args.width,
-        height=args.height,
-        seconds=args.seconds,
-        overwrite=args.overwrite,
+    options = {
+        "num_clips": args.num_clips,
+        "seed": args.seed,
+        "width": args.width,
+        "height": args.height,
+        "seconds": args.seconds,
+        "overwrite": args.overwrite,
+    }
+    if args.out is not None:
+        _print_summary(write_synthetic_dataset(args.out, **options))
+        return
+    from .clip_folder import list_clip_folders, read_splits
+
+    out = write_synthetic_clip_folders(args.clip_folders, **options)
+    folders, tests = len(list_clip_folders(out)), len(read_splits(out))
+    print(
+        f"wrote {folders} clip folders to {out}: train {folders - tests}, test {tests} "
+        f"(next: mit-talking export {out} --out DATASET_DIR)"
     )
+
+
+def _print_summary(folder: Path) -> None:
+    from .info import dataset_overview
+
+    print(f"wrote {folder}: {dataset_overview(folder).summary()}")
 
 
 def _add_export(subparsers) -> None:
@@ -48,7 +72,7 @@ def _add_export(subparsers) -> None:
 def _export(args) -> None:
     from .hub import export_clip_folders
 
-    export_clip_folders(args.clips, args.out, overwrite=args.overwrite)
+    _print_summary(export_clip_folders(args.clips, args.out, overwrite=args.overwrite))
 
 
 def _add_show(subparsers) -> None:
@@ -93,7 +117,7 @@ def _add_annotate(subparsers) -> None:
         "--export",
         type=Path,
         metavar="DATASET_DIR",
-        help="also write the Hub layout here (replaces an earlier export)",
+        help="also write the Hub layout here (replaces an earlier export; default: no export)",
     )
     for name in ("face-tracks", "speaking-scores", "person-boxes"):
         parser.add_argument(
@@ -141,7 +165,22 @@ def _annotate(args) -> int:
     return 0
 
 
+def _add_info(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info", help="list a dataset's configs, splits and clips (subset, difficulty, speakers, frames)"
+    )
+    parser.add_argument("dataset", help="dataset folder or Hub id")
+    parser.add_argument("--config", default=None, help="only this config's clips (default: all clips)")
+    parser.set_defaults(run=_info)
+
+
+def _info(args) -> None:
+    from .info import dataset_overview
+
+    print(dataset_overview(args.dataset, args.config).format())
+
+
 def add_commands(subparsers) -> None:
-    """Add ``synth``, ``export``, ``show`` and ``annotate`` to ``subparsers`` (each sets ``run``)."""
-    for add in (_add_synth, _add_export, _add_show, _add_annotate):
+    """Add ``synth``, ``export``, ``info``, ``show`` and ``annotate`` to ``subparsers`` (each sets ``run``)."""
+    for add in (_add_synth, _add_export, _add_info, _add_show, _add_annotate):
         add(subparsers)

@@ -229,6 +229,43 @@ def write_synthetic_dataset(
         return write_dataset_folder(records, out, overwrite=overwrite, progress=progress)
 
 
+def write_synthetic_clip_folders(
+    out: str | os.PathLike,
+    num_clips: int = 12,
+    seed: int = 0,
+    width: int = 256,
+    height: int = 144,
+    seconds: float = 3.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate synthetic MIT clips as official per-clip folders plus ``splits.json`` at ``out`` (the
+    ``mit-talking synth --clip-folders`` command): the raw layout :func:`export_clip_folders` reads, so the
+    export path can be tried without the real data. Same clips as :func:`write_synthetic_dataset` for the same
+    arguments. ``out`` appears complete or not at all; an existing folder is replaced only with ``overwrite``
+    and only when it is empty or holds a ``splits.json``."""
+    from .atomic import atomic_path
+    from .clip_folder import SPLITS_FILE, write_clip_folders
+    from .synthetic import generate_records
+
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        if not out.is_dir() or (any(out.iterdir()) and not (out / SPLITS_FILE).is_file()):
+            raise FileExistsError(
+                f"{out} exists and is not a folder of clip folders ({SPLITS_FILE}); refusing"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as work:
+        records = generate_records(
+            Path(work), num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
+        )
+        with atomic_path(out, directory=True) as tmp:
+            write_clip_folders(records, tmp)
+    return out
+
+
 def export_clip_folders(
     clips_dir: str | os.PathLike,
     out: str | os.PathLike,

@@ -11,7 +11,7 @@ data -> model -> training/benchmark flow never runs backwards.
 Errors: any exception a command raises is printed as ONE line, ``PROGRAM COMMAND: error: MESSAGE`` on stderr,
 and the program exits with status 2 (1 stays "ran, but the submission/results had problems"; argparse also uses
 2 for bad arguments). ``--debug`` (before or after the command) or ``MIT_TALK_DEBUG=1`` shows the traceback
-instead. Ctrl-C exits with 130 and no traceback.
+instead. Ctrl-C exits with 130 and no traceback, a closed output pipe with 141 and no message.
 
 ``python -m mit_talk.cli PROGRAM ARGS...`` runs a program without its console script, e.g.
 ``torchrun --nproc_per_node 2 -m mit_talk.cli mit-bench evaluate ...``.
@@ -40,7 +40,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if (
             "default" not in text
             and action.option_strings
-            and action.default not in (None, False, argparse.SUPPRESS)
+            and not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
             and not action.required
         ):
             text += " (default: %(default)s)"
@@ -127,6 +127,11 @@ def run(program: str, argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{program} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (
+        BrokenPipeError
+    ):  # the reader went away (`mit-talking info DATASET | head`): not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # the one place errors become a line for the user
         if debug:
             raise

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Tests never reach a hub: set before datasets / huggingface_hub read their config.
@@ -191,3 +192,16 @@ def assert_row_matches_record(row: dict, record: ClipRecord, exact_media: bool =
 def assert_row_matches():
     """``assert_row_matches(row, record, exact_media=True)``: every field of a loaded row equals the record."""
     return assert_row_matches_record
+
+
+@pytest.fixture
+def diffusers_log():
+    """Messages the ``diffusers`` loggers emit during the test (their handler writes wherever stderr was at
+    import time, so capture at the logger)."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("diffusers")
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)

@@ -32,13 +32,14 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--resume",
         default=None,
         help="'latest' (the newest complete checkpoint of output.dir; a fresh start when there is none) or a "
-        "checkpoint folder",
+        "checkpoint folder (default: a fresh start)",
     )
     parser.add_argument(
         "--lora-rank",
         type=int,
         default=None,
-        help="train LoRA adapters of this rank on the UNets' attention instead of the stage's components",
+        help="train LoRA adapters of this rank on the UNets' attention instead of the stage's components "
+        "(default: no LoRA)",
     )
     parser.add_argument(
         "overrides",

@@ -28,6 +28,7 @@ from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
 from torch import nn
 
+from .casting import cast_to_dtype
 from .interactive_audio_driver import InteractiveAudioDriver
 
 
@@ -153,7 +154,7 @@ class CovOGDenoisingNet(UNetMotionModel):
             model = cls.from_config(model.config, **covog_config)
             model.load_state_dict(state, strict=False)
             if model.dtype != unet.dtype:
-                model.to(unet.dtype)
+                cast_to_dtype(model, unet.dtype)
         return model
 
     #: ``UNetMotionModel`` lacks it, so ``pipe.enable_attention_slicing()`` would skip the DenoisingNet: use

@@ -87,3 +87,33 @@ def test_evaluate_load_vbench_consistency(models, videos, monkeypatch):
     still, flicker = result["consistency_per_video"]
     assert still == pytest.approx(1.0, abs=1e-5) and flicker < still
     assert result["num_videos"] == 2 and "ViTModel" in result["model"]
+
+
+def test_mit_bench_evaluate_scores_vbench_consistency(models, tmp_path, monkeypatch, capsys):
+    """``--metrics vbench_consistency`` (the README's metric table) is selectable in the runner."""
+    from bench_data import ground_truth_submission, make_test_split
+
+    from benchmark.scoring import CONSISTENCY_MODEL_ENV, evaluate_submission
+    from mit_dataset.video_io import read_video_frames
+    from mit_talk.cli import mit_bench
+
+    monkeypatch.delenv(CONSISTENCY_MODEL_ENV, raising=False)
+    split = make_test_split(tmp_path / "gt", num_frames=8)
+    split.save_to_disk(str(tmp_path / "dataset"))
+    predictions = ground_truth_submission(split, tmp_path / "pred")
+    args = ["evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(predictions),
+            "--metrics", "psnr,vbench_consistency", "--no-progress"]  # fmt: skip
+    assert mit_bench([*args, "--out", str(tmp_path / "r.json"), "--consistency-model", str(models[0])]) == 0
+    assert "Consistency ↑" in capsys.readouterr().out
+    results, _ = evaluate_submission(
+        str(tmp_path / "dataset"), predictions, metrics=["vbench_consistency"], consistency_model=str(models[0]),
+        progress=False,
+    )  # fmt: skip
+    extractor = FrameFeatureExtractor(models[0])
+    for clip in results.per_clip:
+        frames = read_video_frames(predictions / f"{clip['clip_id']}.mp4")
+        assert clip["vbench_consistency"] == pytest.approx(video_consistency(frames, extractor), abs=1e-9)
+    assert "tiny-dino" in results.conventions["vbench_consistency"]
+
+    assert mit_bench([*args, "--out", str(tmp_path / "r2.json")]) == 0  # no model: skipped, and said so
+    assert f"${CONSISTENCY_MODEL_ENV}" in capsys.readouterr().out

@@ -96,3 +96,22 @@ def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
     assert "missing (1)" in capsys.readouterr().out  # p_multi was not asked for
     assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 2
     assert "no model_index.json" in capsys.readouterr().err
+    # evaluate names the model from predict_config.json (the folder predict was given)
+    evaluate = ["evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred"),
+                "--out", str(tmp_path / "results.json"), "--metrics", "psnr", "--no-progress"]  # fmt: skip
+    assert main(evaluate) == 1  # incomplete: one of two clips
+    assert "**model** on MIT test" in capsys.readouterr().out
+    assert main([*evaluate, "--model-name", "mine"]) == 1
+    assert "**mine** on MIT test" in capsys.readouterr().out
+
+
+def test_model_name_from_manifest(tmp_path):
+    from benchmark.predict import MANIFEST, model_name_from_manifest
+
+    assert model_name_from_manifest(tmp_path) == ""
+    (tmp_path / MANIFEST).write_text(json.dumps({"model": "/models/tiny-covog/", "disable_iad": True}))
+    assert model_name_from_manifest(tmp_path) == "tiny-covog (IAD off)"
+    (tmp_path / MANIFEST).write_text(json.dumps({"model": "", "seed": 0}))
+    assert model_name_from_manifest(tmp_path) == ""  # a pipeline built in memory
+    (tmp_path / MANIFEST).write_text("[not json")
+    assert model_name_from_manifest(tmp_path) == ""

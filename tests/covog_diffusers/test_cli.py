@@ -77,7 +77,7 @@ def _first_clip(dataset_dir):
     return row["clip_id"], len(row["persons"])
 
 
-def test_generate_end_to_end(tiny_model, synthetic_dataset_dir, tmp_path):
+def test_generate_end_to_end(tiny_model, synthetic_dataset_dir, tmp_path, diffusers_log):
     clip_id, _ = _first_clip(synthetic_dataset_dir)
     out = tmp_path / "videos" / "generated.mp4"
     argv = [
@@ -92,7 +92,7 @@ def test_generate_end_to_end(tiny_model, synthetic_dataset_dir, tmp_path):
         str(out),
         "--steps",
         "1",
-        "--frames",
+        "--num-frames",
         "6",
         "--height",
         "64",
@@ -104,6 +104,7 @@ def test_generate_end_to_end(tiny_model, synthetic_dataset_dir, tmp_path):
         "3",
     ]
     assert main(argv) == 0
+    assert not [m for m in diffusers_log if "kept in float32" in m]  # no empty-list warning from .to(dtype)
     info = probe_video(out)
     assert (info.num_frames, info.height, info.width, info.fps) == (6, 64, 64, 25.0)
     with av.open(str(out)) as container:

@@ -150,7 +150,7 @@ def test_covog_generate_at_the_pipeline_defaults(tiny_model, synthetic_dataset_d
     windows = len(range(0, row["num_frames"] - 6, 10))  # windows of 16 frames, 6 shared
     assert denoising_bar_totals(captured.err) == {windows * steps}
     assert "should be kept in float32" not in captured.err  # loaded in its dtype, not cast with to()
-    # --guidance is an alias of --guidance-scale (the name mit-bench uses).
+    # The options mit-bench predict spells the same way.
     assert (
         main(
             [
@@ -159,9 +159,9 @@ def test_covog_generate_at_the_pipeline_defaults(tiny_model, synthetic_dataset_d
                 row["clip_id"],
                 "--out",
                 str(out),
-                "--frames",
+                "--num-frames",
                 "2",
-                "--guidance",
+                "--guidance-scale",
                 "1",
                 "--steps",
                 "1",

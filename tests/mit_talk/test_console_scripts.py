@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import configparser
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mit_talk.cli import DEBUG_ENV, PROGRAMS, build_parser, run
+from mit_talk.cli import DEBUG_ENV, PROGRAMS, HelpFormatter, build_parser, run
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["mit_dataset", "covog_diffusers", "training", "benchmark", "mit_talk"]
@@ -112,3 +113,52 @@ def test_python_dash_m_runs_a_program(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("mit-bench validate: error: "), done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def _options(program: str):
+    """(command, action, required) for every option of every command of ``program``."""
+    parser = build_parser(program)
+    for command, sub in parser._subparsers._group_actions[0].choices.items():
+        grouped = {
+            id(a) for group in sub._mutually_exclusive_groups if group.required for a in group._group_actions
+        }
+        for action in sub._actions:
+            if action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield command, action, action.required or id(action) in grouped
+
+
+@pytest.mark.parametrize("program", list(PROGRAMS))
+def test_every_option_has_help_and_shows_its_default(program):
+    flags = (argparse._StoreTrueAction, argparse._StoreFalseAction)
+    missing = []
+    for command, action, required in _options(program):
+        text = HelpFormatter(program)._get_help_string(action)
+        if not action.help:
+            missing.append(f"{command} {action.option_strings[0]}: no help")
+        elif not (required or isinstance(action, flags) or "default" in text):
+            missing.append(f"{command} {action.option_strings[0]}: default not shown ({action.help!r})")
+    assert not missing, "\n".join(missing)
+
+
+def test_defaults_appear_in_the_help_output(capsys):
+    with pytest.raises(SystemExit):
+        run("mit-talking", ["synth", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 12)" in text and "(default: 0)" in text and "(default: 256)" in text
+
+
+def test_one_option_name_per_concept_across_commands():
+    """The same concept has one spelling everywhere (e.g. --guidance-scale, never --guidance)."""
+    names = {
+        option
+        for program in PROGRAMS
+        for _, action, _ in _options(program)
+        for option in action.option_strings
+    }
+    for alias, name in {
+        "--guidance": "--guidance-scale",
+        "--frames": "--num-frames",
+        "--num-steps": "--steps",
+    }.items():
+        assert alias not in names, f"{alias} is spelled {name} elsewhere"
+    assert "--guidance-scale" in names and "--num-frames" in names

@@ -95,7 +95,7 @@ def test_stage1_then_stage2_learn_and_freeze(tiny_config, synthetic_dataset_dir,
     status = run_cli(
         "covog",
         ["generate", "--model", str(out / "pipeline"), "--dataset", str(synthetic_dataset_dir), "--clip", test_clip,
-         "--out", str(video), "--frames", "4", "--steps", "1", "--height", "32", "--width", "64"],
+         "--out", str(video), "--num-frames", "4", "--steps", "1", "--height", "32", "--width", "64"],
     )  # fmt: skip
     assert status == 0 and video.stat().st_size > 0
     summary = predict_submission(
