@@ -244,7 +244,6 @@ def write_synthetic_clip_folders(
     export path can be tried without the real data. Same clips as :func:`write_synthetic_dataset` for the same
     arguments. ``out`` appears complete or not at all; an existing folder is replaced only with ``overwrite``
     and only when it is empty or holds a ``splits.json``."""
-    from .atomic import atomic_path
     from .clip_folder import SPLITS_FILE, write_clip_folders
     from .synthetic import generate_records
 
@@ -256,10 +255,10 @@ def write_synthetic_clip_folders(
             raise FileExistsError(
                 f"{out} exists and is not a folder of clip folders ({SPLITS_FILE}); refusing"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as work:
+    remove_stale_temporaries(out.parent)
+    with work_folder(out.parent / f"{out.name}.work") as work:
         records = generate_records(
-            Path(work), num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
+            work, num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
         )
         with atomic_path(out, directory=True) as tmp:
             write_clip_folders(records, tmp)
