@@ -4,8 +4,9 @@ Writes two files into ``out_dir``:
 
 - ``{clip_id}_overlay.mp4``: the clip (scaled to at most ``max_width`` pixels wide) with every person's pose
   drawn in the pose-map style, their instance box and face box in red while speaking
-  (``speaking_score > 0``) and blue while listening, labelled with the person id and score; the clip's
-  audio is muxed in.
+  (``speaking_score > 0``) and blue while listening, labelled with the person id, state and score (white text
+  on the person's colour, font scaled to the frame, laid out inside the frame without overlaps by
+  :mod:`mit_dataset.label_layout`, shortened where the frame is too small); the clip's audio is muxed in.
 - ``{clip_id}_speaking.png``: the audio waveform and every person's speaking score over time.
 
 Frames are decoded, drawn and encoded one at a time, so memory does not grow with the clip length. Both
@@ -18,13 +19,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path, remove_stale_temporaries
 from .features import SAMPLING_RATE
 from .frame_decoder import iter_frames
 from .geometry import FrameTransform
+from .label_layout import PlacedLabel, layout_labels
 from .pose_render import draw_pose
 from .row_arrays import ClipArrays, clip_arrays, open_video, read_audio_span
 from .safe_names import child_path
@@ -87,6 +89,7 @@ def _overlay_frames(clip: ClipArrays, split, index: int, max_width: int, progres
     boxes = transform.apply_boxes(clip.boxes)
     face_boxes = transform.apply_boxes(clip.face_boxes)
     line_width = max(2, transform.width // 320)
+    labeller = LabelStyle.for_frame(transform.height, transform.width)
     frames = tqdm(
         _frames(clip, split, index, transform),
         total=clip.num_frames,
@@ -101,21 +104,62 @@ def _overlay_frames(clip: ClipArrays, split, index: int, max_width: int, progres
         image = Image.fromarray(np.ascontiguousarray(frame))
         draw_pose(image, keypoints[:, t], line_width=line_width)
         draw = ImageDraw.Draw(image)
-        for p, person_id in enumerate(clip.person_ids):
-            score = float(clip.speaking_score[p, t])
-            colour = SPEAKING_COLOR if score > 0 else LISTENING_COLOR
-            draw.rectangle(_box(boxes[p, t]), outline=colour, width=line_width + 1)
+        scores = [float(clip.speaking_score[p, t]) for p in range(len(clip.person_ids))]
+        colours = [SPEAKING_COLOR if score > 0 else LISTENING_COLOR for score in scores]
+        for p in range(len(clip.person_ids)):
+            draw.rectangle(_box(boxes[p, t]), outline=colours[p], width=line_width + 1)
             if np.isfinite(face_boxes[p, t]).all():
-                draw.rectangle(_box(face_boxes[p, t]), outline=colour, width=max(1, line_width - 1))
-            x1, y1 = _box(boxes[p, t])[:2]
-            label = f"{person_id} {'speaking' if score > 0 else 'listening'} {score:+.2f}"
-            draw.text((x1 + 3, max(0, y1 - 12)), label, fill=colour)
+                draw.rectangle(_box(face_boxes[p, t]), outline=colours[p], width=max(1, line_width - 1))
+        labels = person_labels(
+            [_box(boxes[p, t]) for p in range(len(clip.person_ids))], clip.person_ids, scores, labeller
+        )
+        for label, colour in zip(labels, colours):
+            if label is not None:
+                labeller.draw(draw, label, colour)
         count += 1
         yield np.asarray(image)
     if count != clip.num_frames:
         raise ValueError(
             f"clip {clip.clip_id!r}: the video has {count} frames, the annotations {clip.num_frames}"
         )
+
+
+class LabelStyle:
+    """Font, padding and frame size of the person labels: the font is ``height / 30`` pixels (at least 8), the
+    default font of Pillow (scalable with FreeType)."""
+
+    def __init__(self, height: int, width: int, font_size: int):
+        self.height, self.width = height, width
+        self.font = ImageFont.load_default(size=font_size)
+        self.padding = max(1, font_size // 6)
+
+    @classmethod
+    def for_frame(cls, height: int, width: int) -> LabelStyle:
+        return cls(height, width, max(8, round(height / 30)))
+
+    def measure(self, text: str) -> tuple[int, int]:
+        left, top, right, bottom = self.font.getbbox(text)
+        return right - left + 2 * self.padding, bottom - top + 2 * self.padding
+
+    def draw(self, draw: ImageDraw.ImageDraw, label: PlacedLabel, colour) -> None:
+        x1, y1, x2, y2 = label.box
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=colour)
+        left, top, _, _ = self.font.getbbox(label.text)
+        draw.text(
+            (x1 + self.padding - left, y1 + self.padding - top), label.text, fill="white", font=self.font
+        )
+
+
+def person_labels(
+    boxes: list[list[float]], person_ids: list[str], scores: list[float], style: LabelStyle
+) -> list[PlacedLabel | None]:
+    """One label per person (``p0 speaking +0.53``, shortened to ``p0 +0.53`` or ``p0`` where the frame is too
+    small), laid out inside the frame without overlaps next to each person's box."""
+    texts = [
+        [f"{pid} {'speaking' if score > 0 else 'listening'} {score:+.2f}", f"{pid} {score:+.2f}", str(pid)]
+        for pid, score in zip(person_ids, scores)
+    ]
+    return layout_labels(boxes, texts, style.width, style.height, style.measure)
 
 
 def _frames(clip: ClipArrays, split, index: int, transform: FrameTransform):
