@@ -2,8 +2,9 @@
 
 How README blocks are run (follow this when you add a section):
 
-- All blocks run in order in one scratch folder (the working directory), so a block can use what an earlier
-  block wrote (the dataset made by ``mit-talking synth``, the model made by ``covog create-tiny``, ...).
+- All blocks run in order in one scratch folder (the working directory) laid out like the clone's root (its
+  top-level files and folders are linked in, so ``training/configs/...`` resolves), and a block can use what an
+  earlier block wrote (the dataset made by ``mit-talking synth``, the model made by ``covog create-tiny``, ...).
   ``python`` blocks share one namespace, like cells of one notebook; ``bash`` blocks run with
   ``bash -euo pipefail``. The console scripts (``mit-talking``, ``covog``, ``mit-bench``) are this checkout's.
 - Everything a block writes goes under ``outputs/`` (ignored by ``.gitignore``), so following the README
@@ -137,12 +138,21 @@ def run_blocks(blocks: list[dict], scratch: Path, bin_dir: Path, log: Path) -> N
         )
 
 
+def clone_entries() -> list[str]:
+    """The clone's top-level files and folders that the scratch folder links to (not hidden ones, not outputs)."""
+    return sorted(
+        p.name for p in ROOT.iterdir() if not p.name.startswith(".") and p.name not in ALLOWED_OUTPUTS
+    )
+
+
 def run_readme(
     blocks: list[dict], tmp_path: Path, extra_env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """Run ``blocks`` in a fresh interpreter whose caches live in ``tmp_path``; returns the finished process."""
     scratch, home = tmp_path / "scratch", tmp_path / "home"
     scratch.mkdir(parents=True)
+    for entry in clone_entries():
+        (scratch / entry).symlink_to(ROOT / entry)
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
     env = {
         **os.environ,
@@ -179,7 +189,7 @@ def test_every_readme_block_runs_and_leaves_only_outputs(tmp_path):
     done = run_readme(blocks, tmp_path)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     assert done.stdout.count("README.md:") == len(blocks)
-    left = {p.name for p in (tmp_path / "scratch").iterdir()}
+    left = {p.name for p in (tmp_path / "scratch").iterdir()} - set(clone_entries())
     assert left <= ALLOWED_OUTPUTS, f"README blocks wrote outside outputs/: {sorted(left - ALLOWED_OUTPUTS)}"
     assert "/outputs/" in (ROOT / ".gitignore").read_text().splitlines()
 
