@@ -63,14 +63,14 @@ def is_finished(path: Path, spec: ClipSpec) -> bool:
 
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype=None):
-    """``CovOGPipeline.from_pretrained(model_dir)`` on ``device``."""
+    """``CovOGPipeline.from_pretrained(model_dir, dtype=dtype)`` on ``device`` (loaded in its dtype, not cast with
+    ``.to``: see :mod:`covog_diffusers.models.casting`)."""
     from covog_diffusers.pipelines import CovOGPipeline
 
     model_dir = Path(model_dir)
     if not (model_dir / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved CovOG pipeline (no model_index.json)")
-    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
-    return CovOGPipeline.from_pretrained(model_dir, **kwargs).to(device)
+    return CovOGPipeline.from_pretrained(model_dir, dtype=dtype).to(device)
 
 
 @contextlib.contextmanager

@@ -2,10 +2,11 @@
 
 diffusers 0.42's ``ModelMixin.to`` logs "There are modules in X that should be kept in float32: []" on every
 cast that names a dtype, even for models that keep no module in float32 (``modeling_utils.py``:
-``fp32_modules = self._keep_in_fp32_modules or []`` is then tested with ``is not None``). Every cast in this
-project goes through :func:`cast_to_dtype`, which casts such models with ``torch.nn.Module.to`` (what
-``ModelMixin.to`` ends in for an unquantized model) and leaves models that do declare float32 modules, and any
-other module, to their own ``to``.
+``fp32_modules = self._keep_in_fp32_modules or []`` is then tested with ``is not None``). Saved pipelines and
+models are loaded in their dtype instead (``from_pretrained(..., dtype=dtype)``: ``covog generate``,
+``benchmark.predict.load_pipeline``); a model built in memory (``from_config``, ``covog assemble``) is cast with
+:func:`cast_to_dtype`, which casts such models with ``torch.nn.Module.to`` (what ``ModelMixin.to`` ends in for an
+unquantized model) and leaves models that do declare float32 modules, and any other module, to their own ``to``.
 """
 
 from __future__ import annotations
