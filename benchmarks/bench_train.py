@@ -167,9 +167,8 @@ def full_size_step_ratio(device: str, dtype: torch.dtype, tiny: bool, rounds: in
             "person_mask": torch.ones(1, persons, dtype=torch.bool, device=device),
         }
         if use_audio:
-            x["audio_features"] = torch.randn(
-                1, frames, proj.num_layers, proj.feature_dim, device=device, dtype=dtype
-            )
+            neighbourhood = (2 * proj.window + 1, proj.num_layers, proj.feature_dim)
+            x["audio_features"] = torch.randn(1, frames, *neighbourhood, device=device, dtype=dtype)
             x["speaking_scores"] = torch.rand(1, persons, frames, device=device, dtype=dtype) * 2 - 1
             x["face_masks"] = torch.rand(1, persons, frames, h, w, device=device, dtype=dtype)
         return x

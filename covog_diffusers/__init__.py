@@ -8,6 +8,7 @@ from .models import (
     ReferenceAttentionControl,
     ReferenceBank,
     wav2vec2_frame_features,
+    window_audio_features,
 )
 from .pipelines import (
     SCHEDULER_CONFIG,
@@ -32,4 +33,5 @@ __all__ = [
     "create_scheduler",
     "plan_windows",
     "wav2vec2_frame_features",
+    "window_audio_features",
 ]

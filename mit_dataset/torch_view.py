@@ -42,6 +42,11 @@ key                        shape                             meaning
 ``audio_windows``          (F, L)                            per frame, ``L = round(audio_window_s * 16000)``
                                                              samples centred on the frame's centre time
                                                              ``(i + 0.5) / fps``; zeros outside the clip
+``audio_context``          (S_c,)                            mono 16 kHz samples of frames
+                                                             ``[i0 - C, i1 + 1 + C)`` (``i0``, ``i1``: first and
+                                                             last sampled frame, ``C = audio_context_frames``);
+                                                             zeros outside the clip. wav2vec2's input, built
+                                                             as the pipeline builds it
 ``frame_indices``          (F,) int64                        clip frame index of each sampled frame
 ``reference_index``        () int64                          clip frame index of the reference frame
 ``clip_id``                str
@@ -72,6 +77,7 @@ from .frame_decoder import decode_frames
 from .geometry import FrameTransform, box_masks
 from .pose_render import render_pose_tensor
 from .row_arrays import ROW_COLUMNS, ClipArrays, clip_arrays, open_video, read_audio_span
+from .timeseries import frame_to_sample
 
 REFERENCE_MODES = ("random", "first")
 WINDOW_MODES = ("random", "first", "center")
@@ -111,6 +117,9 @@ class MITVideoDataset(Dataset):
         mask_factors: downsampling factors of the face masks (8, 16, 32, 64 = the latent pyramid of SD).
         audio_window_s: length of each per-frame audio window (default 0.2 s: +-2 frames at 25 fps,
             the wav2vec2 context window of Hallo2).
+        audio_context_frames: frames of audio context ``C`` in ``audio_context`` on each side of the sampled
+            frames (0: the frames' own span). CovOG training passes
+            :func:`covog_diffusers.models.audio.audio_context_frames`, what the pipeline gives wav2vec2.
         reference: ``"random"`` (any frame of the clip) or ``"first"`` (frame 0 of the clip).
         window: where the window starts: ``"random"``, ``"first"`` (frame 0) or ``"center"``.
         seed: base seed of the per-item random generator.
@@ -134,6 +143,7 @@ class MITVideoDataset(Dataset):
         width: int = 640,
         mask_factors: tuple[int, ...] = (8, 16, 32, 64),
         audio_window_s: float = 0.2,
+        audio_context_frames: int = 0,
         reference: str = "random",
         window: str = "random",
         seed: int = 0,
@@ -164,6 +174,10 @@ class MITVideoDataset(Dataset):
             _check_positive(mask_factor=factor)
         if audio_window_s <= 0:
             raise ValueError(f"audio_window_s must be positive, got {audio_window_s}")
+        if int(audio_context_frames) != audio_context_frames or audio_context_frames < 0:
+            raise ValueError(
+                f"audio_context_frames must be a non-negative integer, got {audio_context_frames!r}"
+            )
         if reference not in REFERENCE_MODES:
             raise ValueError(f"reference must be one of {REFERENCE_MODES}, got {reference!r}")
         if window not in WINDOW_MODES:
@@ -173,6 +187,7 @@ class MITVideoDataset(Dataset):
         self.height, self.width = int(height), int(width)
         self.mask_factors = tuple(int(f) for f in mask_factors)
         self.audio_window_s = float(audio_window_s)
+        self.audio_context_frames = int(audio_context_frames)
         self.reference, self.window = reference, window
         self.seed, self.epoch = int(seed), 0
         self.min_score, self.line_width = float(min_score), line_width
@@ -263,7 +278,7 @@ class MITVideoDataset(Dataset):
             dtype=self.pose_dtype,
             pool=self._pool,
         )  # (P, F + 1, 3, H, W)
-        audio, windows = self._audio(clip, frames, row_index)
+        audio, windows, context = self._audio(clip, frames, row_index)
         return {
             "pixel_values": pixels[:-1],
             "reference_pixel_values": pixels[-1],
@@ -280,6 +295,7 @@ class MITVideoDataset(Dataset):
             "boxes": torch.from_numpy(boxes),
             "audio": torch.from_numpy(audio),
             "audio_windows": torch.from_numpy(windows),
+            "audio_context": torch.from_numpy(context),
             "frame_indices": torch.from_numpy(np.array(frames, np.int64)),
             "reference_index": torch.tensor(reference, dtype=torch.int64),
             "clip_id": clip.clip_id,
@@ -304,20 +320,25 @@ class MITVideoDataset(Dataset):
         torch.mul(decoded, 2.0 / 255.0, out=torch.from_numpy(out)).sub_(1.0)
         return torch.from_numpy(out)
 
-    def _audio(self, clip: ClipArrays, frames: np.ndarray, row_index) -> tuple[np.ndarray, np.ndarray]:
-        """The window's audio (S,) and the per-frame windows (F, L), from one ranged decode."""
+    def _audio(self, clip: ClipArrays, frames: np.ndarray, row_index) -> tuple[np.ndarray, ...]:
+        """The window's audio (S,), the per-frame windows (F, L) and the audio with context (S_c,), from one
+        ranged decode."""
         rate, fps = SAMPLING_RATE, clip.fps
-        span_start = round(frames[0] / fps * rate)
+        span_start = frame_to_sample(frames[0], fps, rate)
         span_length = round(self.num_frames * self.stride / fps * rate)
         window_length = round(self.audio_window_s * rate)
         centres = np.round((frames + 0.5) / fps * rate).astype(np.int64)
         window_starts = centres - window_length // 2
-        lo = min(span_start, int(window_starts[0]))
-        hi = max(span_start + span_length, int(window_starts[-1]) + window_length)
+        context_start = frame_to_sample(frames[0] - self.audio_context_frames, fps, rate)
+        context_end = frame_to_sample(frames[-1] + 1 + self.audio_context_frames, fps, rate)
+        lo = min(span_start, int(window_starts[0]), context_start)
+        hi = max(span_start + span_length, int(window_starts[-1]) + window_length, context_end)
         samples = read_audio_span(clip, lo, hi, self.dataset, row_index, rate)
         audio = samples[span_start - lo : span_start - lo + span_length].copy()
         gather = (window_starts - lo)[:, None] + np.arange(window_length)
-        return audio, samples[gather]
+        context = samples[context_start - lo : context_end - lo].copy()
+        context[max(0, frame_to_sample(clip.num_frames, fps, rate) - context_start) :] = 0  # past the clip
+        return audio, samples[gather], context
 
 
 def _check_positive(**values) -> None:
@@ -331,8 +352,9 @@ def collate_mit_batch(items: list[dict]) -> dict:
 
     Every per-person tensor ``(P, ...)`` becomes ``(B, Pmax, ...)`` padded with zeros, ``face_masks``
     becomes ``{factor: (B, Pmax, F, h, w)}``, ``person_mask`` is ``(B, Pmax)`` bool (True = real person),
-    ``audio`` is zero-padded to the longest item (clips at other frame rates) with ``audio_lengths`` (B,),
-    and ``clip_id`` / ``person_ids`` / ``fps`` become lists.
+    ``audio`` and ``audio_context`` are zero-padded to the longest item (clips at other frame rates) with
+    ``audio_lengths`` / ``audio_context_lengths`` (B,), and ``clip_id`` / ``person_ids`` / ``fps`` become
+    lists.
     """
     if not items:
         raise ValueError("collate_mit_batch needs at least one item")
@@ -358,11 +380,12 @@ def collate_mit_batch(items: list[dict]) -> dict:
         "reference_index",
     ):
         batch[key] = _stack([item[key] for item in items])
-    lengths = [item["audio"].shape[0] for item in items]
-    audio = torch.zeros((len(items), max(lengths)), dtype=items[0]["audio"].dtype)
-    for row, item in enumerate(items):
-        audio[row, : lengths[row]] = item["audio"]
-    batch["audio"], batch["audio_lengths"] = audio, torch.tensor(lengths, dtype=torch.int64)
+    for key in ("audio", "audio_context"):
+        lengths = [item[key].shape[0] for item in items]
+        audio = torch.zeros((len(items), max(lengths)), dtype=items[0][key].dtype)
+        for row, item in enumerate(items):
+            audio[row, : lengths[row]] = item[key]
+        batch[key], batch[f"{key}_lengths"] = audio, torch.tensor(lengths, dtype=torch.int64)
     for key in ("clip_id", "person_ids", "fps"):
         batch[key] = [item[key] for item in items]
     return batch

@@ -55,10 +55,11 @@ def check_clip_lengths(split_dataset, span: int, dataset: str) -> None:
     )
 
 
-def build_view(split_dataset, config, seed: int) -> MITVideoDataset:
+def build_view(split_dataset, config, seed: int, audio_context_frames: int = 0) -> MITVideoDataset:
     """The training view for ``config`` (:class:`~training.config.TrainConfig`): pose maps as uint8 (made float
     on the device, :func:`training.step.pose_maps_to_float`); face masks are not taken from the view, training
-    derives them from the keypoints the way the pipeline does."""
+    derives them from the keypoints the way the pipeline does; ``audio_context`` with ``audio_context_frames``
+    of context (:func:`covog_diffusers.models.audio.audio_context_frames` when the audio projection trains)."""
     data = config.data
     try:
         return MITVideoDataset(
@@ -68,6 +69,7 @@ def build_view(split_dataset, config, seed: int) -> MITVideoDataset:
             height=data.height,
             width=data.width,
             mask_factors=(),
+            audio_context_frames=audio_context_frames,
             pose_dtype=torch.uint8,  # 4x less to render, pass between processes and copy to the device
             reference="random",
             window="random",

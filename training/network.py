@@ -81,7 +81,8 @@ class CovOGTrainingModel(nn.Module):
             image_embeds: ``(B, 1, D)`` CLIP embeddings of the references; reference_latents ``(B, 4, h, w)``.
             keep_reference: ``(B,)`` bool; False = the unconditional branch (reference and CLIP dropped).
             reference_pose_maps: ``(B, P, 3, H, W)``; pose_maps ``(B, P, F, 3, H, W)``; person_mask ``(B, P)``.
-            audio_features: ``(B, F, L, D)`` wav2vec2 layers per frame, with speaking_scores ``(B, P, F)``
+            audio_features: ``(B, F, 2 * window + 1, L, D)`` wav2vec2 layers around each frame
+                (:func:`~covog_diffusers.models.audio.window_audio_features`), with speaking_scores ``(B, P, F)``
                 and face_masks ``(B, P, F, h, w)``; None in stage 1 (no audio, IADs idle).
         """
         unet_dtype = self.denoising_unet.dtype

@@ -1,7 +1,8 @@
 """From a training-view batch to the training model's inputs, the target and the loss weights.
 
 The frozen encoders run here without gradients, with the functions the pipeline uses
-(:mod:`covog_diffusers.pipelines.conditioning`, :func:`~covog_diffusers.models.audio.wav2vec2_frame_features`),
+(:mod:`covog_diffusers.pipelines.conditioning`; :func:`~covog_diffusers.models.audio.window_audio_features` on
+the view's ``audio_context``: wav2vec2 hears each window with the pipeline's context, zeros outside the clip),
 and the IAD face masks are made the pipeline's way too: head boxes from the nose/eye keypoints
 (:func:`mit_dataset.keypoints.head_box`) as soft coverage of the latent grid
 (:func:`~covog_diffusers.pipelines.inputs.box_coverage_masks`).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from covog_diffusers.models.audio import wav2vec2_frame_features
+from covog_diffusers.models.audio import window_audio_features
 from covog_diffusers.pipelines.conditioning import clip_image_embeds, vae_latents
 from covog_diffusers.pipelines.inputs import box_coverage_masks
 from mit_dataset.features import SAMPLING_RATE
@@ -45,16 +46,18 @@ def pose_maps_to_float(maps: torch.Tensor, device) -> torch.Tensor:
     return maps.float() / 255.0 if maps.dtype == torch.uint8 else maps
 
 
-def audio_features(audio_encoder, batch: dict, num_frames: int, stride: int) -> torch.Tensor:
-    """``(B, F, L, D)`` wav2vec2 layers at the sampled frames, from each sample's audio span."""
+def audio_features(pipe, batch: dict, num_frames: int, stride: int) -> torch.Tensor:
+    """``(B, F, 2 * window + 1, L, D)`` wav2vec2 neighbourhoods of the sampled frames, from each sample's
+    ``audio_context`` (the view built with ``audio_context_frames``, :func:`training.data.build_view`)."""
+    window = pipe.audio_projection.config.window
     features = []
-    for i, samples in enumerate(batch["audio"]):
-        waveform = samples[: int(batch["audio_lengths"][i])]
-        fps = float(batch["fps"][i])
-        per_frame = wav2vec2_frame_features(
-            audio_encoder, waveform, SAMPLING_RATE, num_frames * stride, fps=fps
+    for i, samples in enumerate(batch["audio_context"]):
+        waveform, fps = samples[: int(batch["audio_context_lengths"][i])], float(batch["fps"][i])
+        features.append(
+            window_audio_features(
+                pipe.audio_encoder, waveform, SAMPLING_RATE, num_frames, fps, stride, window
+            )
         )
-        features.append(per_frame[::stride])
     return torch.stack(features)
 
 
@@ -92,7 +95,7 @@ def prepare_step(pipe, scheduler, batch: dict, config, generator: torch.Generato
     }
     if use_audio:
         grid = tuple(latents.shape[-2:])
-        inputs["audio_features"] = audio_features(pipe.audio_encoder, batch, f, config.data.stride).to(device)
+        inputs["audio_features"] = audio_features(pipe, batch, f, config.data.stride).to(device)
         inputs["speaking_scores"] = batch["speaking_scores"].to(device)
         inputs["face_masks"] = face_masks_from_keypoints(batch["keypoints"], height, width, grid).to(device)
     return inputs, target, weights

@@ -1,6 +1,6 @@
 """CovOG components as diffusers models."""
 
-from .audio import AudioProjection, wav2vec2_frame_features
+from .audio import AudioProjection, wav2vec2_frame_features, window_audio_features
 from .denoising_net import CovOGDenoisingNet
 from .interactive_audio_driver import InteractiveAudioDriver
 from .pose_encoder import MultiHumanPoseEncoder
@@ -14,4 +14,5 @@ __all__ = [
     "ReferenceAttentionControl",
     "ReferenceBank",
     "wav2vec2_frame_features",
+    "window_audio_features",
 ]

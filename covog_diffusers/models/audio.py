@@ -3,8 +3,14 @@
 ``wav2vec2_frame_features`` runs a ``transformers`` :class:`~transformers.Wav2Vec2Model` on a mono waveform and
 returns every encoder layer's hidden states (the layers after the CNN feature projection, 12 for
 wav2vec2-base-960h), linearly interpolated from the model's 50 Hz to the video's frame rate: ``(F, L, D)``.
-:class:`AudioProjection` stacks a +-``window`` frame neighbourhood around each frame (edge frames repeat) and
-projects it to ``num_tokens`` tokens per frame (Hallo2's audio projection: ``(F, 5, 12, 768) -> (F, 32, 768)``).
+
+:func:`window_audio_features` is the one definition of a frame window's audio input, shared by
+:class:`~covog_diffusers.pipelines.CovOGPipeline` and ``training``: wav2vec2 hears the window plus
+:data:`AUDIO_CONTEXT_FRAMES` (1 s) and the projection's +-``window`` frames on each side, silence (zeros) where
+the clip or the video has no audio, and each frame gets its +-``window`` frame neighbourhood at the video's
+frame rate, ``(F, 2 * window + 1, L, D)``. :class:`AudioProjection` maps a neighbourhood to ``num_tokens``
+tokens (Hallo2's audio projection: ``(F, 5, 12, 768) -> (F, 32, 768)``). A model is thus trained on exactly the
+features it is run with, whatever the window's position in the clip and the training view's ``stride``.
 """
 
 from __future__ import annotations
@@ -67,8 +73,59 @@ def wav2vec2_frame_features(
     return frames[:, :, :num_frames].permute(2, 0, 1).contiguous()  # (F, L, D)
 
 
+#: Frames of audio context wav2vec2 hears on each side of a frame window (1 s at 25 fps), besides the
+#: projection's +-``window`` frames.
+AUDIO_CONTEXT_FRAMES = 25
+
+
+def audio_context_frames(window: int) -> int:
+    """Frames of audio a caller passes on each side of a frame window to :func:`window_audio_features`:
+    :data:`AUDIO_CONTEXT_FRAMES` + the projection's ``window`` (``AudioProjection.config.window``)."""
+    return AUDIO_CONTEXT_FRAMES + int(window)
+
+
+@torch.no_grad()
+def window_audio_features(
+    audio_encoder,
+    samples: np.ndarray | torch.Tensor,
+    sample_rate: int,
+    num_frames: int,
+    fps: float = 25.0,
+    stride: int = 1,
+    window: int = 2,
+) -> torch.Tensor:
+    """``(num_frames, 2 * window + 1, L, D)`` wav2vec2 features of frames ``i0 + stride * k`` (``k < num_frames``)
+    with their +-``window`` neighbours ``i - window .. i + window`` at the video's frame rate.
+
+    ``samples`` ``(S,)`` is the mono audio of frames ``[i0 - C, i1 + 1 + C)``, ``i1 = i0 + stride * (num_frames
+    - 1)``, ``C = audio_context_frames(window)``, frame ``i`` starting at sample ``round(i / fps * sample_rate)``
+    (:func:`mit_dataset.timeseries.frame_to_sample`) and zeros where there is no audio (before the clip, after
+    its end). wav2vec2 encodes the whole span (:func:`wav2vec2_frame_features`), so a window's features have
+    the same context wherever it lies. Raises ``ValueError`` when ``samples`` does not cover that span (to
+    within one sample of rounding).
+    """
+    if num_frames <= 0 or stride <= 0 or window < 0:
+        raise ValueError(
+            f"num_frames and stride must be positive and window >= 0, got {num_frames}, {stride}, {window}"
+        )
+    context = audio_context_frames(window)
+    span = (num_frames - 1) * stride + 1 + 2 * context
+    expected = span / fps * sample_rate
+    if abs(len(samples) - expected) > 1:
+        raise ValueError(
+            f"audio with context has {len(samples)} samples, expected {expected:.0f} at {sample_rate} Hz: "
+            f"{span} frames at {fps:g} fps, the {span - 2 * context} frames of the window and {context} of "
+            f"context on each side (e.g. MITVideoDataset(audio_context_frames={context}))"
+        )
+    features = wav2vec2_frame_features(audio_encoder, samples, sample_rate, span, fps=fps)
+    centres = context + stride * torch.arange(num_frames, device=features.device)
+    offsets = torch.arange(-window, window + 1, device=features.device)
+    return features[centres[:, None] + offsets[None]]
+
+
 class AudioProjection(ModelMixin, ConfigMixin):
-    """``(B, F, L, D) -> (B, F, num_tokens, cross_attention_dim)`` over a +-``window`` frame neighbourhood."""
+    """``(B, F, 2 * window + 1, L, D) -> (B, F, num_tokens, cross_attention_dim)``: each frame's wav2vec2
+    neighbourhood (:func:`window_audio_features`) to its audio tokens."""
 
     @register_to_config
     def __init__(
@@ -91,22 +148,14 @@ class AudioProjection(ModelMixin, ConfigMixin):
         )
         self.norm = nn.LayerNorm(cross_attention_dim)
 
-    @staticmethod
-    def stack_window(features: torch.Tensor, window: int) -> torch.Tensor:
-        """``(B, F, ...) -> (B, F, 2 * window + 1, ...)``: each frame with its neighbours (edges repeat)."""
-        f = features.shape[1]
-        offsets = torch.arange(-window, window + 1, device=features.device)
-        index = (torch.arange(f, device=features.device)[:, None] + offsets[None]).clamp(0, f - 1)
-        return features[:, index]
-
     def forward(self, audio_features: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        if audio_features.ndim != 4 or tuple(audio_features.shape[2:]) != (cfg.num_layers, cfg.feature_dim):
+        expected = (2 * cfg.window + 1, cfg.num_layers, cfg.feature_dim)
+        if audio_features.ndim != 5 or tuple(audio_features.shape[2:]) != expected:
             raise ValueError(
-                f"audio_features must be (B, F, {cfg.num_layers}, {cfg.feature_dim}), "
+                f"audio_features must be (B, F, {', '.join(map(str, expected))}) (window_audio_features), "
                 f"got {tuple(audio_features.shape)}"
             )
         b, f = audio_features.shape[:2]
-        stacked = self.stack_window(audio_features.to(self.dtype), cfg.window).reshape(b, f, -1)
-        tokens = self.proj(stacked).reshape(b, f, cfg.num_tokens, cfg.cross_attention_dim)
-        return self.norm(tokens)
+        tokens = self.proj(audio_features.to(self.dtype).reshape(b, f, -1))
+        return self.norm(tokens.reshape(b, f, cfg.num_tokens, cfg.cross_attention_dim))

@@ -23,6 +23,7 @@ from PIL import Image
 
 from mit_dataset.geometry import FrameTransform
 from mit_dataset.keypoints import NUM_KEYPOINTS, head_box
+from mit_dataset.timeseries import frame_to_sample
 
 #: Audio may differ from the poses by at most this many frames (mp4 encoder padding) before it is an error.
 AUDIO_TOLERANCE_FRAMES = 2
@@ -156,10 +157,15 @@ class CovOGInputs:
         return torch.from_numpy(masks.astype(np.float32))
 
     def audio_span(self, start: int, end: int) -> np.ndarray:
-        """Samples of frames ``[start, end)``."""
-        a = round(start / self.fps * self.sample_rate)
-        b = round(end / self.fps * self.sample_rate)
-        return self.audio[a:b]
+        """Samples of frames ``[start, end)`` (:func:`~mit_dataset.timeseries.frame_to_sample`); frames before
+        0 or past the audio are silence (zeros), as the training view pads outside a clip."""
+        a = frame_to_sample(start, self.fps, self.sample_rate)
+        b = frame_to_sample(end, self.fps, self.sample_rate)
+        out = np.zeros(max(0, b - a), np.float32)
+        lo, hi = max(a, 0), min(b, self.audio.shape[0])
+        if hi > lo:
+            out[lo - a : hi - a] = self.audio[lo:hi]
+        return out
 
 
 def prepare_inputs(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mit_dataset.timeseries import frame_to_sample
+
 #: Default output size: the longer side, and the shorter side rounded to this multiple (1920x1080 -> 640x384,
 #: the paper's training size).
 DEFAULT_LONG_SIDE = 640
@@ -94,8 +96,7 @@ def inputs_from_mit_row(
     scores = [np.asarray(p["speaking_score"], dtype=np.float32) for p in persons]
     reference = _video_decoder(row["video"]).get_frame_at(reference_frame).data.permute(1, 2, 0).numpy()
     audio, rate = _audio(row["audio"])
-    a = round(start_frame / fps * rate)
-    b = round(end / fps * rate)
+    a, b = frame_to_sample(start_frame, fps, rate), frame_to_sample(end, fps, rate)
     if height is None or width is None:
         height, width = default_size(clip_h, clip_w)
     return {

@@ -6,8 +6,10 @@ Conditioning, as in the paper (AnimateAnyone + MPE + IAD):
   after its ``conv_in``) -> self-attention bank, read by the DenoisingNet (reference attention); the CLIP image
   embedding of the reference is the cross-attention context of both UNets;
 * per-frame poses -> pose guider (MPE) -> added after the DenoisingNet's ``conv_in``;
-* mixed audio -> wav2vec2 -> :class:`AudioProjection` tokens -> IAD, gated per speaker by the speaking scores and
-  restricted to each speaker's face box (from the nose/eye keypoints, :func:`mit_dataset.keypoints.head_box`).
+* mixed audio -> wav2vec2 over each window plus 1 s of context (:func:`~covog_diffusers.models.audio.
+  window_audio_features`, which training uses too) -> :class:`AudioProjection` tokens -> IAD, gated per speaker
+  by the speaking scores and restricted to each speaker's face box (from the nose/eye keypoints,
+  :func:`mit_dataset.keypoints.head_box`).
 
 Classifier-free guidance (``guidance_scale > 1``): the batch is ``[unconditional, conditional]``. The unconditional
 branch is exactly what training drops (10 % of the samples): the CLIP image embedding is zeroed **and** the
@@ -40,7 +42,7 @@ from diffusers.video_processor import VideoProcessor
 from transformers import CLIPVisionModelWithProjection, Wav2Vec2Model
 
 from ..loaders import CovOGLoraLoaderMixin
-from ..models.audio import AudioProjection, wav2vec2_frame_features
+from ..models.audio import AudioProjection, audio_context_frames, window_audio_features
 from ..models.denoising_net import CovOGDenoisingNet
 from ..models.pose_encoder import MultiHumanPoseEncoder
 from ..models.reference_attention import ReferenceAttentionControl
@@ -65,9 +67,6 @@ SCHEDULER_CONFIG = {
     "set_alpha_to_one": True,
     "steps_offset": 1,
 }
-
-#: Frames of audio context encoded on each side of a window (wav2vec2 needs context; 1 s).
-AUDIO_CONTEXT_FRAMES = 25
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -261,14 +260,15 @@ class CovOGPipeline(GenerationDefaultsMixin, DiffusionPipeline, CovOGLoraLoaderM
         return embeds, latents, pose_embedding
 
     def _encode_audio(self, inputs: CovOGInputs, start: int, end: int, device) -> torch.Tensor:
-        """``(1, end - start, M, D)`` audio tokens; wav2vec2 sees ``AUDIO_CONTEXT_FRAMES`` extra frames each side."""
-        ctx = AUDIO_CONTEXT_FRAMES + self.audio_projection.config.window
-        a, b = max(0, start - ctx), min(inputs.num_frames, end + ctx)
-        features = wav2vec2_frame_features(
-            self.audio_encoder, inputs.audio_span(a, b), inputs.sample_rate, b - a, fps=inputs.fps
+        """``(1, end - start, M, D)`` audio tokens of frames ``[start, end)``: wav2vec2 hears the window with
+        its context, silence beyond the video (:func:`~covog_diffusers.models.audio.window_audio_features`)."""
+        window = self.audio_projection.config.window
+        context = audio_context_frames(window)
+        samples = inputs.audio_span(start - context, end + context)
+        features = window_audio_features(
+            self.audio_encoder, samples, inputs.sample_rate, end - start, fps=inputs.fps, window=window
         )
-        tokens = self.audio_projection(features[None].to(device, self.audio_projection.dtype))
-        return tokens[:, start - a : end - a]
+        return self.audio_projection(features[None].to(device, self.audio_projection.dtype))
 
     def _window_conditions(
         self, batch: VideoBatch, start: int, end: int, latent_hw, device, dtype, repeats

@@ -14,6 +14,7 @@ from covog_diffusers.models import (
     MultiHumanPoseEncoder,
     ReferenceAttentionControl,
     wav2vec2_frame_features,
+    window_audio_features,
 )
 from covog_diffusers.tiny import tiny_configs
 
@@ -101,26 +102,44 @@ def test_mpe_rejects_bad_shapes():
 
 # ---------------------------------------------------------------- audio
 @torch.no_grad()
-def test_audio_projection_window_and_shape():
+def test_audio_projection_shape():
     proj = AudioProjection(
         num_layers=2, feature_dim=8, window=2, intermediate_dim=16, num_tokens=4, cross_attention_dim=12
     )
-    features = torch.randn(2, 7, 2, 8)
-    assert proj(features).shape == (2, 7, 4, 12)
-    stacked = AudioProjection.stack_window(features, 2)
-    assert stacked.shape == (2, 7, 5, 2, 8)
-    torch.testing.assert_close(stacked[:, 3], features[:, 1:6])
-    torch.testing.assert_close(stacked[:, 0, 0], features[:, 0])  # edges repeat
-    with pytest.raises(ValueError, match="audio_features must be"):
-        proj(torch.randn(2, 7, 3, 8))
+    assert proj(torch.randn(2, 7, 5, 2, 8)).shape == (2, 7, 4, 12)
+    with pytest.raises(ValueError, match=r"audio_features must be \(B, F, 5, 2, 8\)"):
+        proj(torch.randn(2, 7, 2, 8))  # per-frame features without their neighbourhood
+
+
+def tiny_wav2vec2():
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    return Wav2Vec2Model(Wav2Vec2Config(**tiny_configs()["audio_encoder"])).eval()
+
+
+@torch.no_grad()
+def test_window_audio_features_neighbourhood_at_video_rate_for_any_stride():
+    """Frame ``i``'s neighbourhood is frames ``i - 2 .. i + 2`` of the wav2vec2 features of the whole span
+    (window + context); a strided window picks the same neighbourhoods as a dense one over the same span."""
+    from covog_diffusers.models.audio import audio_context_frames
+
+    model, context = tiny_wav2vec2(), audio_context_frames(2)
+    span = 7 + 2 * context  # 4 frames at stride 2 cover 7 frames
+    samples = np.random.default_rng(0).standard_normal(span * 640).astype(np.float32)  # 640 samples/frame
+    dense = window_audio_features(model, samples, 16_000, num_frames=7, stride=1, window=2)
+    strided = window_audio_features(model, samples, 16_000, num_frames=4, stride=2, window=2)
+    assert dense.shape == (7, 5, 2, 32) and strided.shape == (4, 5, 2, 32)
+    torch.testing.assert_close(strided, dense[::2], rtol=0, atol=0)
+    per_frame = wav2vec2_frame_features(model, samples, 16_000, num_frames=span)
+    torch.testing.assert_close(dense[3], per_frame[context + 1 : context + 6], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"audio_context_frames=27"):
+        window_audio_features(model, samples[: 7 * 640], 16_000, num_frames=7)  # the window without context
 
 
 @torch.no_grad()
 def test_wav2vec2_frame_features_align_to_frames():
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    model = Wav2Vec2Model(Wav2Vec2Config(**tiny_configs()["audio_encoder"])).eval()
+    model = tiny_wav2vec2()
     audio = np.random.default_rng(0).standard_normal(16_000).astype(np.float32)  # 1 s
     features = wav2vec2_frame_features(model, audio, 16_000, num_frames=25)
     assert features.shape == (25, 2, 32)

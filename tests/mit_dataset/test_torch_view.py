@@ -288,6 +288,32 @@ def test_audio_windows_are_aligned_to_frames(split):
     assert first.shape == (2, 3200) and torch.all(first[0, :1000] == 0)
 
 
+def test_audio_context_surrounds_the_frames_and_is_silent_outside_the_clip(split, tmp_path):
+    """``audio_context``: the sampled frames' span plus ``C`` frames each side at the clip's own sample
+    positions, zeros before the clip and after its last frame (even where the stored audio runs on)."""
+    per_frame, context = SAMPLING_RATE // FPS, 10
+    item = view(split, num_frames=4, stride=2, audio_context_frames=context)[0]  # frames 0, 2, 4, 6
+    audio = item["audio_context"].numpy()
+    assert audio.shape == ((7 + 2 * context) * per_frame,)
+    # Sample 0 is clip frame -10 (padding): the click at the centre of frame 13 lies 23.5 frames in.
+    assert int(np.argmax(np.abs(audio))) == round((13 + 0.5 + context) * per_frame)
+    assert view(split, num_frames=4, stride=2)[0]["audio_context"].shape == (7 * per_frame,)
+
+    # A click in the stored audio just after the clip's last frame: the last frame's audio window hears it,
+    # the context does not (the pipeline's audio ends with the clip).
+    tail = as_split([make_clip(tmp_path, "tail", click_frame=NUM_FRAMES)])
+    last = view(tail, num_frames=4, stride=1, audio_context_frames=context).load_window(0, NUM_FRAMES - 4)
+    assert np.abs(last["audio_windows"][-1].numpy()).max() > 0.5
+    assert last["audio_context"].shape == ((4 + 2 * context) * per_frame,)
+    assert not last["audio_context"].any()
+
+    batch = collate_mit_batch([item, view(split, num_frames=4, stride=2, audio_context_frames=context)[1]])
+    assert batch["audio_context"].shape == (2, 27 * per_frame)
+    assert batch["audio_context_lengths"].tolist() == [27 * per_frame] * 2
+    with pytest.raises(ValueError, match="audio_context_frames must be a non-negative integer"):
+        view(split, audio_context_frames=-1)
+
+
 def test_collate_pads_persons_and_masks(split):
     data = view(split, mask_factors=(16,))
     batch = collate_mit_batch([data[0], data[1]])
