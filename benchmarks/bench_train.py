@@ -69,10 +69,12 @@ def in_memory_loader(config, steps: int):
     """A DataLoader over ``steps`` batches collated beforehand by the real view (one worker-free pass)."""
     from torch.utils.data import DataLoader
 
-    from training.data import build_loader, build_view, load_split
+    from training.components import load_pipeline
+    from training.data import build_loader, build_view, load_split, view_audio_context
 
     split, _ = load_split(config.data.dataset, None, "train")
-    view = build_view(split, config, config.training.seed)
+    context = view_audio_context(load_pipeline(config.model.pretrained), config)
+    view = build_view(split, config, config.training.seed, context)
     batches = []
     while len(batches) < steps:
         for batch in build_loader(view, config.training.batch_size, 0, 1):

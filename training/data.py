@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from covog_diffusers.models.audio import audio_context_frames
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
 
 
@@ -55,11 +56,20 @@ def check_clip_lengths(split_dataset, span: int, dataset: str) -> None:
     )
 
 
+def view_audio_context(pipe, config) -> int:
+    """``audio_context_frames`` of the training view: the frames of context the pipeline gives wav2vec2 on each
+    side of a window (:func:`covog_diffusers.models.audio.audio_context_frames`) when the run trains with
+    audio (stage 2, a pipeline with audio components), else 0."""
+    if config.stage == 2 and pipe.uses_audio:
+        return audio_context_frames(pipe.audio_projection.config.window)
+    return 0
+
+
 def build_view(split_dataset, config, seed: int, audio_context_frames: int = 0) -> MITVideoDataset:
     """The training view for ``config`` (:class:`~training.config.TrainConfig`): pose maps as uint8 (made float
     on the device, :func:`training.step.pose_maps_to_float`); face masks are not taken from the view, training
     derives them from the keypoints the way the pipeline does; ``audio_context`` with ``audio_context_frames``
-    of context (:func:`covog_diffusers.models.audio.audio_context_frames` when the audio projection trains)."""
+    of context (:func:`view_audio_context`)."""
     data = config.data
     try:
         return MITVideoDataset(

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from covog_diffusers.models.audio import audio_context_frames
 from mit_dataset.atomic import atomic_write_text
 
 from .checkpointing import check_resumable, resolve_resume, save_checkpoint
@@ -34,7 +33,14 @@ from .components import (
     stage_trainable,
 )
 from .config import TrainConfig, flatten
-from .data import build_loader, build_view, check_clip_lengths, load_split, validation_row
+from .data import (
+    build_loader,
+    build_view,
+    check_clip_lengths,
+    load_split,
+    validation_row,
+    view_audio_context,
+)
 from .export import save_lora_adapter, save_pipeline
 from .losses import noise_scheduler_for, weighted_mse
 from .network import CovOGTrainingModel
@@ -98,15 +104,15 @@ def prepare_run(config: TrainConfig, resume: str | None = None, dataloader=None)
     split, loaded = load_split(
         config.data.dataset, config.data.name, config.data.split, config.data.cache_dir
     )
-    use_audio = config.stage == 2 and pipe.uses_audio
-    context = audio_context_frames(pipe.audio_projection.config.window) if use_audio else 0
-    view = build_view(split, config, config.training.seed, context)
+    view = build_view(split, config, config.training.seed, view_audio_context(pipe, config))
     if not config.data.drop_short:
         check_clip_lengths(split, view.span, config.data.dataset)
     loader = dataloader or build_loader(
         view, config.training.batch_size, config.data.num_workers, accelerator.num_processes
     )
-    run = Run(config, accelerator, pipe, params, view, loader, fingerprint, use_audio)
+    run = Run(
+        config, accelerator, pipe, params, view, loader, fingerprint, config.stage == 2 and pipe.uses_audio
+    )
     run.validation = validation_row(loaded, config)  # at every validation_steps and at the end
     if accelerator.distributed_type == DistributedType.FSDP:
         if config.training.use_ema:

@@ -8,6 +8,7 @@ import datasets
 import numpy as np
 import torch
 
+from covog_diffusers.models.audio import audio_context_frames
 from covog_diffusers.pipelines.inputs import prepare_inputs
 from covog_diffusers.tiny import create_tiny_pipeline
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
@@ -44,11 +45,12 @@ def test_keypoint_lands_on_the_same_latent_cell(synthetic_dataset_dir, one_threa
     assert clip_w / clip_h != 1.0  # the output aspect differs: stretching and cropping disagree
 
     # Training: the view's item through the training step and model.
-    view = MITVideoDataset(
-        split, num_frames=FRAMES, height=SIZE, width=SIZE, mask_factors=(), window="first", reference="first"
-    )
-    item = view[0]
     pipe = create_tiny_pipeline(seed=0, randomize_zero_init=True)
+    view = MITVideoDataset(
+        split, num_frames=FRAMES, height=SIZE, width=SIZE, mask_factors=(), window="first", reference="first",
+        audio_context_frames=audio_context_frames(pipe.audio_projection.config.window),
+    )  # fmt: skip
+    item = view[0]
     config = config_from_dict(
         {"stage": 2, "model": {"pretrained": "tiny"}, "data": {"dataset": str(synthetic_dataset_dir),
          "height": SIZE, "width": SIZE, "num_frames": FRAMES}, "output": {"dir": str(tmp_path)}}
