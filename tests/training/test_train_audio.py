@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import covog_diffusers.models.audio as audio_module
-from covog_diffusers import CovOGPipeline
 from covog_diffusers.models.audio import audio_context_frames
 from mit_dataset.torch_view import collate_mit_batch
 from training.data import build_view
@@ -52,7 +51,7 @@ def pipeline_tokens(pipe, row) -> dict[tuple[int, int], torch.Tensor]:
     hook = pipe.denoising_unet.register_forward_hook(record, with_kwargs=True)
     try:
         pipe(
-            **CovOGPipeline.inputs_from_mit_row(row, height=HEIGHT, width=WIDTH),
+            **pipe.inputs_from_mit_row(row, height=HEIGHT, width=WIDTH),
             num_inference_steps=1,
             guidance_scale=1.0,
             window_frames=WINDOW_FRAMES,
