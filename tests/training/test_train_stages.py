@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from covog_diffusers import CovOGPipeline
-from covog_diffusers.tiny import create_tiny_pipeline
+from covog_diffusers.models.audio import audio_context_frames
+from covog_diffusers.tiny import create_tiny_pipeline, tiny_configs
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
 from training.components import stage_trainable
 from training.loop import train
@@ -20,6 +21,7 @@ def fixed_batch(dataset_dir, config):
     view = MITVideoDataset(
         split, num_frames=config.num_frames, height=config.data.height, width=config.data.width,
         mask_factors=(), reference="first", window="center",
+        audio_context_frames=audio_context_frames(tiny_configs()["audio_projection"]["window"]),
     )  # fmt: skip
     return collate_mit_batch([view[0], view[1]])
 
