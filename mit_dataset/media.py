@@ -14,6 +14,12 @@ the metrics) agrees with that measurement:
 - audio: mono at ``sample_rate`` (16 kHz, the dataset's rate), its first sample at the first video frame's
   presentation time (leading audio trimmed, missing audio padded with silence), exactly as long as the video.
 
+A source whose video already is what the dataset stores (constant-rate H.264 ``yuv420p`` at the wanted rate,
+every packet decoding, no rotation, even size: :meth:`MediaInfo.stream_copy_reasons` is empty) keeps its
+video stream as it is: the packets are copied (its timestamps moved to start at 0) and only the audio is
+rewritten. Downloaded episodes usually are such files; copying them is exact (the decoded frames are the
+source's) and saves a decode, a colour conversion and an encode per frame.
+
 Conventions: times are seconds on the container's clock (the clock that annotations of a cut clip use);
 ``rotation`` is the display matrix angle in degrees counter-clockwise, as FFmpeg and PyAV report it (the
 pixels are shown after ``np.rot90(frame, rotation // 90)``, what the FFmpeg CLI and torchcodec do).
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,7 +37,16 @@ import av
 import numpy as np
 
 from .atomic import atomic_path
-from .video_io import VideoSource, _describe, _encode, _open, iter_video_frames, read_audio
+from .video_io import (
+    VideoSource,
+    _describe,
+    _encode,
+    _open,
+    copy_video_with_audio,
+    iter_decoded_frames,
+    iter_video_frames,
+    read_audio,
+)
 
 #: A frame step longer than this many nominal frame durations is a timestamp gap.
 GAP_TOLERANCE = 1.5
@@ -39,6 +54,9 @@ GAP_TOLERANCE = 1.5
 ALIGNED_TOLERANCE_S = 0.002
 #: Denominator limit when turning a measured frame rate into a nominal one (keeps 30000/1001).
 MAX_RATE_DENOMINATOR = 1001
+#: A video stream is copied only when every frame step is within this many nominal steps of one step
+#: (timestamps rounded to a millisecond clock at 30000/1001 fps stay within 0.02).
+STREAM_COPY_STEP_TOLERANCE = 0.05
 
 
 class MediaError(ValueError):
@@ -95,21 +113,42 @@ class MediaInfo:
         rate = fps or self.fps
         return np.rint(np.asarray(self.frame_times, np.float64) * rate).astype(np.int64)
 
-    def normalization_reasons(self, sample_rate: int = 16_000) -> list[str]:
-        """Why the file is not what :func:`normalize_media` writes (empty: it is, no rewrite needed)."""
+    def _coding_reasons(self) -> list[str]:
         reasons = []
         if (self.video_codec, self.pix_fmt) != ("h264", "yuv420p"):
             reasons.append(f"video is {self.video_codec} {self.pix_fmt}, not h264 yuv420p")
         if self.container_frames not in (0, self.num_frames):
             reasons.append(f"container says {self.container_frames} frames but {self.num_frames} decode")
-        if self.has_gaps:
-            reasons.append("video timestamps have gaps")
-        if abs(self.video_start) >= 0.5 / self.fps:
-            reasons.append(f"video starts at {self.video_start:.3f} s")
+        return reasons
+
+    def _geometry_reasons(self) -> list[str]:
+        reasons = []
         if self.rotation:
             reasons.append(f"{self.rotation}-degree display rotation")
         if self.width % 2 or self.height % 2:
             reasons.append(f"odd size {self.width}x{self.height}")
+        return reasons
+
+    def stream_copy_reasons(self, fps: float | None = None) -> list[str]:
+        """Why :func:`normalize_media` (at ``fps``, default the nominal rate) must re-encode the video instead
+        of copying its stream (empty: it copies it). A late start is no reason: the copy is re-timed to 0."""
+        reasons = self._coding_reasons()
+        steps = np.diff(np.asarray(self.frame_times, np.float64)) * self.fps
+        if len(steps) and np.abs(steps - 1).max() > STREAM_COPY_STEP_TOLERANCE:
+            reasons.append("video frame times are not evenly spaced")
+        reasons += self._geometry_reasons()
+        if fps is not None and _as_rate(fps) != _as_rate(self.fps):
+            reasons.append(f"video runs at {self.fps:g} fps, not {fps:g}")
+        return reasons
+
+    def normalization_reasons(self, sample_rate: int = 16_000) -> list[str]:
+        """Why the file is not what :func:`normalize_media` writes (empty: it is, no rewrite needed)."""
+        reasons = self._coding_reasons()
+        if self.has_gaps:
+            reasons.append("video timestamps have gaps")
+        if abs(self.video_start) >= 0.5 / self.fps:
+            reasons.append(f"video starts at {self.video_start:.3f} s")
+        reasons += self._geometry_reasons()
         if self.has_audio:
             if (self.sample_rate, self.audio_channels) != (sample_rate, 1):
                 reasons.append(f"audio is {self.sample_rate} Hz with {self.audio_channels} channels")
@@ -120,6 +159,10 @@ class MediaInfo:
     def is_normalized(self, sample_rate: int = 16_000) -> bool:
         """Whether the file already is what :func:`normalize_media` writes (no rewrite needed)."""
         return not self.normalization_reasons(sample_rate)
+
+
+def _as_rate(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
 
 
 def _fail(source: VideoSource, what: str) -> MediaError:
@@ -230,16 +273,21 @@ def probe_media(path: VideoSource) -> MediaInfo:
         raise _fail(path, f"not a readable video ({error})") from error
 
 
-def _display_frames(source: VideoSource, info: MediaInfo, picks: np.ndarray) -> Iterator[np.ndarray]:
-    """Decoded frames ``picks`` (non-decreasing indices, repeats allowed) as displayed ``(H, W, 3)`` uint8
-    RGB, cropped to even sizes."""
+def _display_frames(
+    source: VideoSource, info: MediaInfo, picks: np.ndarray
+) -> Iterator[np.ndarray | av.VideoFrame]:
+    """Decoded frames ``picks`` (non-decreasing indices, repeats allowed) as displayed, cropped to even sizes:
+    the decoded ``av.VideoFrame`` itself when neither applies (the encoder takes its pixels as they are),
+    else ``(H, W, 3)`` uint8 RGB."""
     height, width = info.height - info.height % 2, info.width - info.width % 2
+    as_decoded = not info._geometry_reasons()
+    frames = iter_decoded_frames(source) if as_decoded else iter_video_frames(source)
     position = 0
-    for index, rgb in enumerate(iter_video_frames(source)):
+    for index, frame in enumerate(frames):
         if position == len(picks):
             return
         while position < len(picks) and picks[position] == index:
-            yield rgb[:height, :width]
+            yield frame if as_decoded else frame[:height, :width]
             position += 1
 
 
@@ -253,6 +301,30 @@ def read_aligned_audio(source: VideoSource, sample_rate: int, num_samples: int) 
     return aligned
 
 
+def _copied_info(info: MediaInfo, dst: Path, time_base: Fraction) -> MediaInfo:
+    """:func:`probe_media` of ``dst``, a stream copy of ``info``'s video (``time_base``: the source stream's)
+    re-timed to start at 0: its video packets are the source's, so its decoded frames are
+    (tests/mit_dataset/test_media_stream_copy.py); only the container's frame count and the new audio are
+    read back."""
+    with _open(dst) as container:
+        container_frames = int(container.streams.video[0].frames or 0)
+    if container_frames not in (0, info.num_frames):
+        raise _fail(dst, f"stream copy holds {container_frames} frames, the source {info.num_frames}")
+    audio_start, sample_rate, channels, audio_codec = _audio_probe(dst)
+    pts = [round(t / time_base) for t in info.frame_times]
+    return replace(
+        info,
+        path=_describe(dst),
+        video_start=0.0,
+        container_frames=container_frames,
+        frame_times=tuple(float((p - pts[0]) * time_base) for p in pts),
+        audio_start=audio_start,
+        sample_rate=sample_rate,
+        audio_channels=channels,
+        audio_codec=audio_codec,
+    )
+
+
 def normalize_media(
     src: VideoSource,
     dst: str | os.PathLike,
@@ -260,11 +332,17 @@ def normalize_media(
     fps: float | None = None,
     sample_rate: int = 16_000,
     crf: int = 18,
+    info: MediaInfo | None = None,
 ) -> MediaInfo:
     """Rewrite ``src`` as the dataset stores media and return :func:`probe_media` of the result.
 
     Output (written atomically to ``dst``): H.264 ``yuv420p`` mp4 at constant ``fps`` (default: the
     source's nominal rate) with AAC mono audio at ``sample_rate`` Hz, when the source has audio.
+    ``info`` is :func:`probe_media` of ``src`` when the caller has it already (saves decoding it again).
+
+    - Stream copy: when :meth:`MediaInfo.stream_copy_reasons` is empty the video packets are copied as they
+      are (no re-encode: the output decodes to exactly the source's frames), their timestamps moved so that
+      the first frame is at 0; the audio is rewritten as below.
 
     - Re-timing by frame order: the source's decoded frames get times ``i / nominal_fps`` (gaps and a late
       start removed). With ``fps`` different from the nominal rate, output frame ``j`` is the source frame
@@ -278,24 +356,38 @@ def normalize_media(
 
     Raises:
         MediaError: naming ``src`` (see :func:`probe_media`), or ``fps`` / ``sample_rate`` not positive.
+        ValueError: ``info`` describes another file than ``src``.
     """
     if fps is not None and not fps > 0:
         raise _fail(src, f"fps must be positive, got {fps}")
     if not sample_rate > 0:
         raise _fail(src, f"sample_rate must be positive, got {sample_rate}")
-    info = probe_media(src)
-    nominal = Fraction(info.fps).limit_denominator(MAX_RATE_DENOMINATOR)
-    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR) if fps else nominal
+    if info is None:
+        info = probe_media(src)
+    elif info.path != _describe(src):
+        raise ValueError(f"info describes {info.path}, not {_describe(src)}")
+    nominal = _as_rate(info.fps)
+    rate = _as_rate(fps) if fps else nominal
     num_frames = max(1, round(info.num_frames * rate / nominal))
-    picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
-    picks = np.minimum(picks, info.num_frames - 1)
     audio = None
     if info.has_audio:
         audio = read_aligned_audio(src, sample_rate, round(num_frames * sample_rate / rate))
     dst = Path(dst)
+    if not info.stream_copy_reasons(fps):
+        time_base = _video_time_base(src)
+        with atomic_path(dst) as tmp:
+            copy_video_with_audio(src, tmp, audio, sample_rate, round(info.frame_times[0] / time_base))
+        return _copied_info(info, dst, time_base)
+    picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
+    picks = np.minimum(picks, info.num_frames - 1)
     with atomic_path(dst) as tmp:
         _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf)
     return probe_media(dst)
+
+
+def _video_time_base(source: VideoSource) -> Fraction:
+    with _open(source) as container:
+        return container.streams.video[0].time_base
 
 
 __all__ = ["MediaError", "MediaInfo", "normalize_media", "probe_media", "read_aligned_audio"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -98,6 +98,21 @@ def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = N
         raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
 
 
+def iter_decoded_frames(source: VideoSource) -> Iterator[av.VideoFrame]:
+    """Yield every frame of the first video stream as the decoder gives it (``av.VideoFrame``, presentation
+    order, no pixel conversion): for work that stays in the stream's own pixel format, e.g. re-encoding.
+    Raises ``ValueError`` naming the file when it is not a readable video."""
+    try:
+        with _open(source) as container:
+            if not container.streams.video:
+                raise ValueError(f"{_describe(source)}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            yield from container.decode(stream)
+    except (av.error.FFmpegError, OSError) as error:
+        raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
+
+
 def read_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> np.ndarray:
     """Frames ``[start, start + count)`` (all by default) as ``(n, H, W, 3)`` uint8 RGB; see
     :func:`iter_video_frames`. Raises ``ValueError`` naming the file when none is there."""
@@ -109,14 +124,18 @@ def read_video_frames(source: VideoSource, start: int = 0, count: int | None = N
 
 def write_video(
     path: str | os.PathLike,
-    frames: Iterable[np.ndarray],
+    frames: Iterable[np.ndarray | av.VideoFrame],
     fps: float = 25,
     audio: np.ndarray | None = None,
     sample_rate: int = 16_000,
     crf: int = 18,
 ) -> Path:
     """Encode uint8 ``(H, W, 3)`` RGB frames to H.264 mp4 (optionally with mono float audio at
-    ``sample_rate`` Hz as AAC, stored at :func:`aac_sample_rate`), atomically. Returns the final path."""
+    ``sample_rate`` Hz as AAC, stored at :func:`aac_sample_rate`), atomically. Returns the final path.
+
+    Frames may also be decoded ``av.VideoFrame`` (:func:`iter_decoded_frames`): they are encoded from their
+    own pixel format (no round trip through RGB, which costs a conversion each way and rounds the colours)
+    and a yuv420p first frame's colour description goes into the stream."""
     path = Path(path)
     with atomic_path(path) as tmp:
         _encode(str(tmp), frames, fps, audio, sample_rate, crf)
@@ -169,7 +188,8 @@ def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
     first = next(frames, None)
     if first is None:
         raise ValueError("no frames to write")
-    height, width = np.asarray(first).shape[:2]
+    decoded = isinstance(first, av.VideoFrame)
+    height, width = (first.height, first.width) if decoded else np.asarray(first).shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
     with av.open(filename, mode="w", format="mp4") as container:
@@ -179,11 +199,19 @@ def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
         video_stream.width, video_stream.height = width, height
         video_stream.pix_fmt = "yuv420p"
         video_stream.options = {"crf": str(crf), **X264_OPTIONS}
+        if decoded and first.format.name == "yuv420p":  # stored as they are: say what their colours mean
+            for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
+                setattr(video_stream.codec_context, name, getattr(first, name))
         audio_stream = None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=aac_sample_rate(sample_rate), layout="mono")
         for index, frame in enumerate(itertools.chain([first], frames)):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24")
+            if isinstance(frame, av.VideoFrame):
+                frame.pict_type = av.video.frame.PictureType.NONE  # a decoded I/P/B type would force x264's
+            else:
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24"
+                )
             frame.pts, frame.time_base = index, 1 / rate
             container.mux(video_stream.encode(frame))
         container.mux(video_stream.encode())
@@ -200,6 +228,34 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
         frame.pts = offset
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
+
+
+def copy_video_with_audio(
+    source: VideoSource,
+    filename: str | os.PathLike,
+    audio: np.ndarray | None,
+    sample_rate: int = 16_000,
+    pts_offset: int = 0,
+) -> None:
+    """Write mp4 ``filename``: the first video stream of ``source`` copied packet by packet (no re-encode; its
+    timestamps moved ``pts_offset`` units of the stream's time base earlier) and, unless ``None``, mono float
+    ``audio`` at ``sample_rate`` Hz as AAC (at :func:`aac_sample_rate`). Not atomic: pass a temporary name
+    (:func:`~mit_dataset.atomic.atomic_path`)."""
+    with _open(source) as container, av.open(str(filename), mode="w", format="mp4") as target:
+        in_stream = container.streams.video[0]
+        out_stream = target.add_stream_from_template(in_stream)
+        audio_stream = None
+        if audio is not None:
+            audio_stream = target.add_stream("aac", rate=aac_sample_rate(sample_rate), layout="mono")
+        for packet in container.demux(in_stream):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            packet.pts = None if packet.pts is None else packet.pts - pts_offset
+            packet.dts -= pts_offset
+            packet.stream = out_stream
+            target.mux(packet)
+        if audio_stream is not None:
+            _encode_audio(target, audio_stream, np.asarray(audio, np.float32), sample_rate)
 
 
 def _decode_audio(container, sample_rate: int) -> tuple[np.ndarray, float]:

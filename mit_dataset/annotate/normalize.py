@@ -1,7 +1,9 @@
 """Stage 1, normalise: raw episode -> constant 25 fps H.264 + 16 kHz mono audio aligned to the first frame.
 
 The work is :func:`mit_dataset.media.normalize_media` (frame-order re-timing, rotation applied, audio trimmed
-or padded to start with the first video frame). This stage adds what the pipeline refuses:
+or padded to start with the first video frame; a constant-rate H.264 source at ``fps``, as downloads usually
+are, keeps its video stream and only the audio is rewritten). The source is decoded once, by the probe that
+both this stage's checks and ``normalize_media`` use. This stage adds what the pipeline refuses:
 
 - no audio stream (speaking scores and clips need the conversation's sound);
 - a *variable* frame rate: re-timing by frame order is right for the stream-copy cuts of the authors' clips,
@@ -99,7 +101,9 @@ def normalize_video(source: str | Path, dst: Path, config: AnnotateConfig) -> No
     try:
         info = probe_media(source)
         check_source(info, config)
-        result = normalize_media(source, dst, fps=config.fps, sample_rate=config.sample_rate, crf=config.crf)
+        result = normalize_media(
+            source, dst, fps=config.fps, sample_rate=config.sample_rate, crf=config.crf, info=info
+        )
     except SkipVideo:
         raise
     except ValueError as error:  # MediaError and friends: the message names the file

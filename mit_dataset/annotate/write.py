@@ -16,19 +16,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 
 from ..clip import ClipRecord, PersonTrack
 from ..clip_folder import SOURCE_SUBSETS, write_clip_folder
-from ..frame_decoder import iter_frames
 from ..keypoints import wholebody_to_mit
 from ..masks import box_mask_rle
-from ..video_io import write_video
+from ..video_io import iter_decoded_frames, write_video
 from .align import AlignedClip
 from .config import AnnotateConfig
 from .layout import RawVideo
 from .normalize import NormalizedVideo
-from .shots import analysis_transform
 
 
 def clip_subset(source: str, num_people: int) -> str:
@@ -38,16 +37,14 @@ def clip_subset(source: str, num_people: int) -> str:
 def cut_videos(
     normalized: NormalizedVideo, spans: list[tuple[int, int]], paths: list[Path], crf: int
 ) -> None:
-    """Re-encode frames ``[start, end)`` of the normalised video to each path (spans sorted, disjoint)."""
-    transform = analysis_transform(normalized, normalized.width)
-    frames = enumerate(
-        iter_frames(np.memmap(normalized.path, mode="r"), transform, name=str(normalized.path))
-    )
+    """Re-encode frames ``[start, end)`` of the normalised video to each path (spans sorted, disjoint). The
+    decoded frames go to the encoder as they are (yuv420p: no RGB round trip)."""
+    frames = enumerate(iter_decoded_frames(normalized.path))
 
-    def take(start: int, end: int) -> Iterator[np.ndarray]:
-        for index, rgb in frames:
+    def take(start: int, end: int) -> Iterator[av.VideoFrame]:
+        for index, frame in frames:
             if index >= start:
-                yield rgb
+                yield frame
             if index >= end - 1:
                 return
 

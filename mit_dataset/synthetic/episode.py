@@ -14,7 +14,9 @@ presentation timestamps skipping one frame every ``gap_every`` frames (no pictur
 the truth, which is why the pipeline re-times by frame order). The audio is laid out on that frame-order
 timeline: the sound of frame ``i`` plays ``i / 25`` s after the first frame's sound. ``timestamps="vfr"``
 writes a truly variable frame rate instead (frame steps drawn between 0.5 and 1.5 frames), which the pipeline
-must refuse. Beside the video, :func:`write_episode` writes the external annotation files the authors' pipeline
+must refuse. ``codec="h264"`` with ``timestamps="constant"`` writes a video as downloads of whole episodes come
+(H.264 ``yuv420p`` + AAC 44.1 kHz stereo, constant rate, both streams from time 0), which the pipeline stores
+without re-encoding the video. Beside the video, :func:`write_episode` writes the external annotation files the authors' pipeline
 reads, with documented noise (:mod:`mit_dataset.synthetic.external`).
 
 Truth (:class:`EpisodeTruth`): shot boundaries, every on-screen appearance (:class:`Appearance`: shot, slot,
@@ -43,6 +45,11 @@ from .identity import make_identity
 #: The authors' sample clips: video starts 0.36 s after the container origin, audio at 0.01 s.
 VIDEO_START_S = 0.36
 AUDIO_START_S = 0.01
+#: ``codec`` of :func:`encode_raw_video` -> (video encoder, audio encoder, audio rate, audio layout).
+RAW_CODECS = {
+    "mpeg4": ("mpeg4", "libmp3lame", SAMPLING_RATE, "mono"),
+    "h264": ("libx264", "aac", 44_100, "stereo"),
+}
 #: One skipped timestamp every this many frames (the authors' sample: 5 skipped in 117).
 GAP_EVERY = 40
 #: A close-up crop is this many head sizes high.
@@ -298,19 +305,24 @@ def encode_raw_video(
     frame_times: np.ndarray,
     video_start: float = VIDEO_START_S,
     audio_start: float = AUDIO_START_S,
+    codec: str = "mpeg4",
 ) -> None:
-    """MPEG-4 Part 2 + MP3 mp4 with the given frame times (in 1/25 s from ``video_start``). ``audio`` is laid
-    out on the frame-order timeline; it is prefixed with ``video_start - audio_start`` s of room tone so that
-    it plays in sync with the first frame."""
+    """mp4 with the given frame times (in 1/25 s from ``video_start``): ``codec`` ``"mpeg4"`` (MPEG-4 Part 2
+    + MP3, the authors' clips) or ``"h264"`` (H.264 ``yuv420p`` + AAC 44.1 kHz stereo, a downloaded episode).
+    ``audio`` is laid out on the frame-order timeline; it is prefixed with ``video_start - audio_start`` s of
+    room tone so that it plays in sync with the first frame."""
+    if codec not in RAW_CODECS:
+        raise ValueError(f"codec must be one of {sorted(RAW_CODECS)}, got {codec!r}")
+    video_codec, audio_codec, audio_rate, layout = RAW_CODECS[codec]
     tick = Fraction(1, 200)  # 1/8 frame: fine enough for the variable-rate steps
     with av.open(str(path), mode="w", format="mp4") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
+        video = container.add_stream(video_codec, rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = tick
         video.bit_rate = 4_000_000
         sound = None
         if audio is not None:
-            sound = container.add_stream("libmp3lame", rate=SAMPLING_RATE, layout="mono")
+            sound = container.add_stream(audio_codec, rate=audio_rate, layout=layout)
         for t, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts = round((video_start + frame_times[t] / FPS) / tick)
@@ -325,7 +337,7 @@ def encode_raw_video(
             for offset in range(0, len(samples), 1152):
                 chunk = np.ascontiguousarray(samples[None, offset : offset + 1152])
                 frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                frame.sample_rate = SAMPLING_RATE
+                frame.sample_rate = SAMPLING_RATE  # the encoder resamples to its rate and layout
                 frame.pts = first + offset
                 frame.time_base = Fraction(1, SAMPLING_RATE)
                 container.mux(sound.encode(frame))
@@ -344,10 +356,14 @@ def write_episode(
     with_audio: bool = True,
     annotations: bool = True,
     noise=None,
+    codec: str = "mpeg4",
 ) -> EpisodeTruth:
     """Render ``plan`` to ``raw_dir/source/video.mp4`` and, with ``annotations``, write the TalkNet, Sapiens and
     YOLO files beside it (``raw_dir/source/video/``; see :mod:`mit_dataset.synthetic.external`, ``noise`` an
-    :class:`~mit_dataset.synthetic.external.AnnotationNoise`). Returns the truth."""
+    :class:`~mit_dataset.synthetic.external.AnnotationNoise`). Returns the truth.
+
+    ``codec="mpeg4"`` imitates the authors' stream-copy cuts (starting at 0.36 s, audio at 0.01 s);
+    ``codec="h264"`` a downloaded episode (both streams from time 0; see :func:`encode_raw_video`)."""
     from .external import AnnotationNoise, write_external_annotations
 
     folder = Path(raw_dir) / source
@@ -371,6 +387,8 @@ def write_episode(
         height,
         audio if with_audio else None,
         _frame_times(num_frames, timestamps, rng),
+        *((VIDEO_START_S, AUDIO_START_S) if codec == "mpeg4" else (0.0, 0.0)),
+        codec=codec,
     )
     truth = EpisodeTruth(
         source=source,
