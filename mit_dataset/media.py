@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -301,27 +301,35 @@ def read_aligned_audio(source: VideoSource, sample_rate: int, num_samples: int) 
     return aligned
 
 
-def _copied_info(info: MediaInfo, dst: Path, time_base: Fraction) -> MediaInfo:
-    """:func:`probe_media` of ``dst``, a stream copy of ``info``'s video (``time_base``: the source stream's)
-    re-timed to start at 0: its video packets are the source's, so its decoded frames are
-    (tests/mit_dataset/test_media_stream_copy.py); only the container's frame count and the new audio are
-    read back."""
+def _written_info(
+    dst: Path, rate: Fraction, width: int, height: int, frame_times: tuple[float, ...]
+) -> MediaInfo:
+    """:func:`probe_media` of ``dst``, just written by :func:`normalize_media`, without decoding it again:
+    its frames are known (the ones encoded, or the source's packets copied), so only the container's frame
+    count and the new audio are read back. tests/mit_dataset/test_media*.py check it against a probe of
+    every file they normalise."""
     with _open(dst) as container:
         container_frames = int(container.streams.video[0].frames or 0)
-    if container_frames not in (0, info.num_frames):
-        raise _fail(dst, f"stream copy holds {container_frames} frames, the source {info.num_frames}")
+    if container_frames != len(frame_times):
+        raise _fail(dst, f"holds {container_frames} video frames, {len(frame_times)} were written")
     audio_start, sample_rate, channels, audio_codec = _audio_probe(dst)
-    pts = [round(t / time_base) for t in info.frame_times]
-    return replace(
-        info,
+    return MediaInfo(
         path=_describe(dst),
+        num_frames=len(frame_times),
+        width=width,
+        height=height,
+        fps=float(rate),
+        rotation=0,
         video_start=0.0,
+        has_gaps=False,
         container_frames=container_frames,
-        frame_times=tuple(float((p - pts[0]) * time_base) for p in pts),
+        video_codec="h264",
+        pix_fmt="yuv420p",
         audio_start=audio_start,
         sample_rate=sample_rate,
         audio_channels=channels,
         audio_codec=audio_codec,
+        frame_times=frame_times,
     )
 
 
@@ -332,6 +340,7 @@ def normalize_media(
     fps: float | None = None,
     sample_rate: int = 16_000,
     crf: int = 18,
+    preset: str | None = None,
     info: MediaInfo | None = None,
 ) -> MediaInfo:
     """Rewrite ``src`` as the dataset stores media and return :func:`probe_media` of the result.
@@ -352,7 +361,9 @@ def normalize_media(
     - Audio: :func:`read_aligned_audio`, exactly ``round(num_frames * sample_rate / fps)`` samples.
 
     ``num_frames`` of the result is ``round(source frames * fps / nominal)`` (the source's decoded frames
-    when ``fps`` is omitted). ``crf`` is x264's constant quality (18: visually lossless).
+    when ``fps`` is omitted). ``crf`` is x264's constant quality (18: visually lossless), ``preset`` its
+    speed preset (default :data:`~mit_dataset.video_io.X264_OPTIONS`'s; a file that is only cut again later
+    may take ``"ultrafast"``: larger, faster to write and to decode).
 
     Raises:
         MediaError: naming ``src`` (see :func:`probe_media`), or ``fps`` / ``sample_rate`` not positive.
@@ -375,14 +386,17 @@ def normalize_media(
     dst = Path(dst)
     if not info.stream_copy_reasons(fps):
         time_base = _video_time_base(src)
+        pts = [round(t / time_base) for t in info.frame_times]
         with atomic_path(dst) as tmp:
-            copy_video_with_audio(src, tmp, audio, sample_rate, round(info.frame_times[0] / time_base))
-        return _copied_info(info, dst, time_base)
+            copy_video_with_audio(src, tmp, audio, sample_rate, pts_offset=pts[0])
+        times = tuple(float((p - pts[0]) * time_base) for p in pts)
+        return _written_info(dst, rate, info.width, info.height, times)
     picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
     picks = np.minimum(picks, info.num_frames - 1)
     with atomic_path(dst) as tmp:
-        _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf)
-    return probe_media(dst)
+        _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf, preset)
+    times = tuple(float(i / rate) for i in range(num_frames))
+    return _written_info(dst, rate, info.width - info.width % 2, info.height - info.height % 2, times)
 
 
 def _video_time_base(source: VideoSource) -> Fraction:

@@ -164,6 +164,11 @@ def _cpu_has_avx512() -> bool:
 X264_OPTIONS = {"preset": "veryfast", **({"x264-params": "asm=AVX2"} if _cpu_has_avx512() else {})}
 
 
+#: x264's speed presets, fastest first (``x264 --help``).
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+)  # fmt: skip
+
 #: The sampling frequencies AAC can signal (ISO/IEC 14496-3 table 1.18), the ones FFmpeg's encoder accepts.
 AAC_SAMPLE_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
@@ -183,7 +188,7 @@ def aac_sample_rate(sample_rate: int) -> int:
     return next(rate for rate in AAC_SAMPLE_RATES if rate >= sample_rate)
 
 
-def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
+def _encode(filename, frames, fps, audio, sample_rate, crf, preset: str | None = None) -> None:
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
@@ -198,7 +203,7 @@ def _encode(filename, frames, fps, audio, sample_rate, crf) -> None:
         video_stream = container.add_stream("libx264", rate=rate)
         video_stream.width, video_stream.height = width, height
         video_stream.pix_fmt = "yuv420p"
-        video_stream.options = {"crf": str(crf), **X264_OPTIONS}
+        video_stream.options = {"crf": str(crf), **X264_OPTIONS, **({"preset": preset} if preset else {})}
         if decoded and first.format.name == "yuv420p":  # stored as they are: say what their colours mean
             for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
                 setattr(video_stream.codec_context, name, getattr(first, name))

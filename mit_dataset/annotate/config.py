@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..clip_folder import ASSIGN_MIN_SCORE
 from ..features import FPS, MAX_SPEAKERS, MIN_SPEAKERS, SAMPLING_RATE
+from ..video_io import X264_PRESETS
 
 #: How each stage finds its input: ``"import"`` external files (error when absent), ``"builtin"`` the offline
 #: models shipped with the project, ``"auto"`` import when the files are there, else built in.
@@ -31,6 +32,12 @@ class AnnotateConfig:
     #: in more than this fraction of frames has a variable frame rate and is skipped: re-timing it by frame
     #: order would drift its audio. Occasional whole-frame timestamp gaps (stream-copy cuts) are fine.
     max_irregular_steps: float = 0.05
+    #: x264 preset of the normalised copy when the video must be re-encoded (gaps, another frame rate; a
+    #: constant-rate H.264 source is stream-copied): the clips are cut from it with their own encode, so speed
+    #: wins. At ``crf`` 18 "ultrafast" writes a 640x360 frame in 0.7 ms of CPU against 1.9 ms for "veryfast"
+    #: and decodes in 0.23 ms against 0.40, for ~3.5x the cache's disk; the clips cut from it come out no
+    #: worse (PSNR to the source 49.2 dB against 47.8 through a "veryfast" copy).
+    normalize_preset: str = "ultrafast"
     # 2. shots (PySceneDetect ContentDetector)
     shot_threshold: float = 27.0  # ContentDetector's default HSV-change threshold
     shot_min_frames: int | None = None  # None: min_clip_frames (a shorter shot cannot hold a clip)
@@ -71,6 +78,10 @@ class AnnotateConfig:
                 raise ValueError(
                     f"AnnotateConfig.{name} must be one of {SOURCES}, got {getattr(self, name)!r}"
                 )
+        if self.normalize_preset not in X264_PRESETS:
+            raise ValueError(
+                f"AnnotateConfig.normalize_preset must be one of {X264_PRESETS}, got {self.normalize_preset!r}"
+            )
         if not 1 <= self.min_speakers <= self.max_speakers:
             raise ValueError(
                 f"need 1 <= min_speakers <= max_speakers, got {self.min_speakers}, {self.max_speakers}"

@@ -102,8 +102,9 @@ def normalize_video(source: str | Path, dst: Path, config: AnnotateConfig) -> No
         info = probe_media(source)
         check_source(info, config)
         result = normalize_media(
-            source, dst, fps=config.fps, sample_rate=config.sample_rate, crf=config.crf, info=info
-        )
+            source, dst, fps=config.fps, sample_rate=config.sample_rate, crf=config.crf,
+            preset=config.normalize_preset, info=info,
+        )  # fmt: skip
     except SkipVideo:
         raise
     except ValueError as error:  # MediaError and friends: the message names the file

@@ -154,7 +154,7 @@ def run_stages(
         "normalize",
         (
             file_fingerprint(video.path),
-            config.fingerprint("fps", "sample_rate", "max_irregular_steps", "crf"),
+            config.fingerprint("fps", "sample_rate", "max_irregular_steps", "crf", "normalize_preset"),
         ),
         lambda: normalize_video(video.path, mp4, config),
         lambda n: {"meta": meta_array(n.to_meta())},

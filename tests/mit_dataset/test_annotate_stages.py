@@ -127,3 +127,51 @@ def test_normalise_retimes_the_issue_gap_repro_by_frame_order(tmp_path):
     assert (video.num_frames, video.fps, video.source_fps) == (49, 25, 25)
     assert not probe_media(video.path).has_gaps
     np.testing.assert_array_equal(video.source_frames_of(np.arange(49)), np.arange(49))
+
+
+def _x264_settings(path) -> str:
+    """The options string x264 writes into its first SEI ("... options: cabac=0 ...")."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def _video_packets(path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+def test_normalise_decodes_the_source_once_and_keeps_a_download_s_video(tmp_path, monkeypatch):
+    from mit_dataset import media
+    from mit_dataset.synthetic.episode import plan_episode, write_episode
+
+    truth = write_episode(
+        tmp_path / "raw", plan_episode(50, seed=3), seed=3, codec="h264", timestamps="constant",
+        annotations=False,
+    )  # fmt: skip
+    probes = []
+    real_probe = media.probe_media
+    monkeypatch.setattr(media, "probe_media", lambda path: probes.append(path) or real_probe(path))
+    monkeypatch.setattr("mit_dataset.annotate.normalize.probe_media", media.probe_media)
+    video = normalize_video(truth.video_path, tmp_path / "normalized.mp4", OFFICIAL)
+    assert probes == [truth.video_path]  # the stage's check and normalize_media share one decode
+    assert _video_packets(video.path) == _video_packets(truth.video_path)  # stream copy: no re-encode
+    assert (video.num_frames, video.fps, video.source_frames) == (truth.num_frames, 25, truth.num_frames)
+    assert probe_media(video.path).is_normalized()
+
+
+def test_a_re_encoded_normalised_copy_uses_the_fast_preset(tmp_path):
+    from mit_dataset.synthetic.episode import plan_episode, write_episode
+
+    truth = write_episode(tmp_path / "raw", plan_episode(50, seed=3), seed=3, annotations=False)  # gaps, MPEG-4
+    video = normalize_video(truth.video_path, tmp_path / "normalized.mp4", OFFICIAL)
+    assert video.num_frames == truth.num_frames and probe_media(video.path).is_normalized()
+    assert "cabac=0" in _x264_settings(video.path)  # "ultrafast" (veryfast writes cabac=1)
+    slower = normalize_video(
+        truth.video_path, tmp_path / "veryfast.mp4", AnnotateConfig(normalize_preset="veryfast")
+    )
+    assert "cabac=1" in _x264_settings(slower.path)
+    with pytest.raises(ValueError, match="normalize_preset must be one of"):
+        AnnotateConfig(normalize_preset="turbo")

@@ -31,6 +31,7 @@ def onset(audio: np.ndarray, rate: int) -> float:
 
 
 def assert_normalized(info, num_frames: int, width: int, height: int, fps: float) -> None:
+    assert info == probe_media(info.path)  # normalize_media reports the file without decoding it again
     assert (info.num_frames, info.width, info.height, info.fps) == (num_frames, width, height, fps)
     assert info.is_normalized() and not info.has_gaps and info.rotation == 0
     np.testing.assert_allclose(info.frame_times, np.arange(num_frames) / fps, atol=1e-6)
