@@ -229,7 +229,8 @@ def check_shape(
 
 
 def _check_file(spec: ClipSpec, path: Path) -> list[Problem]:
-    """Header-level check of one file (cheap: mp4s are probed, not decoded; .npy arrays are memory-mapped)."""
+    """Check of one file: mp4s are probed by decoding them (the decoded frame count, the rule every metric
+    uses; a container header can be wrong), .npy arrays are memory-mapped."""
     try:
         if path.suffix.lower() == ".npy":
             return check_frames(spec, load_prediction_frames(path))

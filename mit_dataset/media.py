@@ -14,11 +14,14 @@ the metrics) agrees with that measurement:
 - audio: mono at ``sample_rate`` (16 kHz, the dataset's rate), its first sample at the first video frame's
   presentation time (leading audio trimmed, missing audio padded with silence), exactly as long as the video.
 
-A source whose video already is what the dataset stores (constant-rate H.264 ``yuv420p`` at the wanted rate,
-every packet decoding, no rotation, even size: :meth:`MediaInfo.stream_copy_reasons` is empty) keeps its
-video stream as it is: the packets are copied (its timestamps moved to start at 0) and only the audio is
-rewritten. Downloaded episodes usually are such files; copying them is exact (the decoded frames are the
-source's) and saves a decode, a colour conversion and an encode per frame.
+A source whose video already is what the dataset stores keeps its video stream as it is: the packets are
+copied (their timestamps moved so that the first frame is at 0) and only the audio is rewritten. Downloaded
+episodes usually are such files; copying them is exact (the decoded frames are the source's) and saves a
+decode and an encode per frame. The copy is taken only when it provably decodes like the re-encode
+(:meth:`MediaInfo.stream_copy_reasons` lists what forbids it): H.264 ``yuv420p`` in an mp4/mov container,
+every packet decoding to exactly one displayed frame at its own timestamp (no edit-list trimming, field
+pictures or packets without timestamps), frame times on the constant grid of the wanted rate, no rotation,
+even size. Anything else is re-encoded from the decoded frames (no RGB round trip unless the pixels change).
 
 Conventions: times are seconds on the container's clock (the clock that annotations of a cut clip use);
 ``rotation`` is the display matrix angle in degrees counter-clockwise, as FFmpeg and PyAV report it (the
@@ -43,8 +46,8 @@ from .video_io import (
     _encode,
     _open,
     copy_video_with_audio,
+    display_rgb,
     iter_decoded_frames,
-    iter_video_frames,
     read_audio,
 )
 
@@ -54,9 +57,11 @@ GAP_TOLERANCE = 1.5
 ALIGNED_TOLERANCE_S = 0.002
 #: Denominator limit when turning a measured frame rate into a nominal one (keeps 30000/1001).
 MAX_RATE_DENOMINATOR = 1001
-#: A video stream is copied only when every frame step is within this many nominal steps of one step
-#: (timestamps rounded to a millisecond clock at 30000/1001 fps stay within 0.02).
-STREAM_COPY_STEP_TOLERANCE = 0.05
+#: A video stream is copied only when every frame time is within this many frames of the constant-rate grid
+#: from the first frame (timestamps rounded to a millisecond clock at 30000/1001 fps stay within 0.015).
+STREAM_COPY_GRID_TOLERANCE = 0.05
+#: ``av.container.format.name`` of the containers a video stream is copied from (FFmpeg's mov/mp4 demuxer).
+STREAM_COPY_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2",)
 
 
 class MediaError(ValueError):
@@ -70,6 +75,9 @@ class MediaInfo:
     ``width`` x ``height`` are the displayed size (after ``rotation``); ``num_frames`` counts the frames
     that decode; ``fps`` is the nominal rate (the common frame step, not ``frames / duration``);
     ``frame_times`` holds each decoded frame's presentation time in seconds (shape ``(num_frames,)``).
+    ``packets_match_frames``: every video packet the demuxer gives decodes to exactly one displayed frame
+    at the packet's own presentation time (false with packets an edit list hides, field pictures, packets
+    without timestamps or that do not decode). ``container_format`` is FFmpeg's demuxer name.
     Audio fields are ``None`` / 0 when the file has no audio stream.
     """
 
@@ -84,6 +92,8 @@ class MediaInfo:
     container_frames: int
     video_codec: str
     pix_fmt: str
+    packets_match_frames: bool
+    container_format: str
     audio_start: float | None
     sample_rate: int | None
     audio_channels: int
@@ -119,6 +129,8 @@ class MediaInfo:
             reasons.append(f"video is {self.video_codec} {self.pix_fmt}, not h264 yuv420p")
         if self.container_frames not in (0, self.num_frames):
             reasons.append(f"container says {self.container_frames} frames but {self.num_frames} decode")
+        if not self.packets_match_frames:
+            reasons.append("video packets do not decode to one frame each at their own timestamps")
         return reasons
 
     def _geometry_reasons(self) -> list[str]:
@@ -131,11 +143,17 @@ class MediaInfo:
 
     def stream_copy_reasons(self, fps: float | None = None) -> list[str]:
         """Why :func:`normalize_media` (at ``fps``, default the nominal rate) must re-encode the video instead
-        of copying its stream (empty: it copies it). A late start is no reason: the copy is re-timed to 0."""
+        of copying its stream (empty: it copies it; see the module docstring). A late start is no reason: the
+        copy is re-timed to 0."""
         reasons = self._coding_reasons()
-        steps = np.diff(np.asarray(self.frame_times, np.float64)) * self.fps
-        if len(steps) and np.abs(steps - 1).max() > STREAM_COPY_STEP_TOLERANCE:
-            reasons.append("video frame times are not evenly spaced")
+        if self.container_format not in STREAM_COPY_CONTAINERS:
+            reasons.append(f"container is {self.container_format}, not mp4/mov")
+        times = np.asarray(self.frame_times, np.float64)
+        off_grid = np.abs((times - times[0]) * self.fps - np.arange(len(times))).max(initial=0.0)
+        if off_grid > STREAM_COPY_GRID_TOLERANCE:
+            reasons.append(
+                f"video frame times are up to {off_grid:.2f} frames off a constant {self.fps:g} fps"
+            )
         reasons += self._geometry_reasons()
         if fps is not None and _as_rate(fps) != _as_rate(self.fps):
             reasons.append(f"video runs at {self.fps:g} fps, not {fps:g}")
@@ -191,14 +209,19 @@ def _nominal_rate(pts: np.ndarray, time_base: Fraction, header_rate: Fraction | 
     return measured.limit_denominator(MAX_RATE_DENOMINATOR)
 
 
-def _decode_video(container, source: VideoSource) -> Iterator[av.VideoFrame]:
+def _decode_video(container, source: VideoSource, packet_pts: list[int | None]) -> Iterator[av.VideoFrame]:
+    """Decode the first video stream (what ``container.decode`` does), appending each non-empty packet's pts
+    to ``packet_pts`` (``None`` for one without a timestamp or that an edit list marks as discarded)."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     count = 0
     try:
-        for frame in container.decode(stream):
-            count += 1
-            yield frame
+        for packet in container.demux(stream):
+            if packet.size:  # not the demuxer's empty flush packet
+                packet_pts.append(None if packet.is_discard else packet.pts)
+            for frame in packet.decode():
+                count += 1
+                yield frame
     except av.error.FFmpegError as error:
         raise _fail(source, f"video is undecodable after {count} frames ({error})") from error
 
@@ -234,16 +257,20 @@ def probe_media(path: VideoSource) -> MediaInfo:
                 raise _fail(path, "no video stream")
             stream = container.streams.video[0]
             time_base = stream.time_base
-            pts, first = [], None
-            for frame in _decode_video(container, path):
+            pts, frame_pts, packet_pts, first = [], [], [], None
+            for frame in _decode_video(container, path, packet_pts):
                 if first is None:
                     first = frame
                     rotation = _rotation(frame, path)
                     size = (frame.width, frame.height)
                     pix_fmt = frame.format.name
+                frame_pts.append(frame.pts)
                 pts.append(frame.pts if frame.pts is not None else (pts[-1] + 1 if pts else 0))
             if first is None:
                 raise _fail(path, "no video frame decodes")
+            packets_match_frames = None not in packet_pts + frame_pts and sorted(packet_pts) == sorted(
+                frame_pts
+            )
             pts = np.asarray(pts, np.int64)
             rate = _nominal_rate(pts, time_base, stream.base_rate)
             step = 1 / (rate * time_base)  # one nominal frame, in pts units
@@ -263,6 +290,8 @@ def probe_media(path: VideoSource) -> MediaInfo:
                 container_frames=int(stream.frames or 0),
                 video_codec=stream.codec_context.name,
                 pix_fmt=pix_fmt,
+                packets_match_frames=packets_match_frames,
+                container_format=container.format.name,
                 audio_start=audio_start,
                 sample_rate=sample_rate,
                 audio_channels=channels,
@@ -277,17 +306,19 @@ def _display_frames(
     source: VideoSource, info: MediaInfo, picks: np.ndarray
 ) -> Iterator[np.ndarray | av.VideoFrame]:
     """Decoded frames ``picks`` (non-decreasing indices, repeats allowed) as displayed, cropped to even sizes:
-    the decoded ``av.VideoFrame`` itself when neither applies (the encoder takes its pixels as they are),
-    else ``(H, W, 3)`` uint8 RGB."""
+    the decoded ``av.VideoFrame`` itself when neither applies (the encoder takes its pixels as they are: no
+    RGB round trip), else ``(H, W, 3)`` uint8 RGB. Frames not picked are never converted."""
     height, width = info.height - info.height % 2, info.width - info.width % 2
     as_decoded = not info._geometry_reasons()
-    frames = iter_decoded_frames(source) if as_decoded else iter_video_frames(source)
     position = 0
-    for index, frame in enumerate(frames):
+    for index, frame in enumerate(iter_decoded_frames(source)):
         if position == len(picks):
             return
+        if picks[position] != index:
+            continue
+        image = frame if as_decoded else display_rgb(frame)[:height, :width]
         while position < len(picks) and picks[position] == index:
-            yield frame if as_decoded else frame[:height, :width]
+            yield image
             position += 1
 
 
@@ -302,34 +333,45 @@ def read_aligned_audio(source: VideoSource, sample_rate: int, num_samples: int) 
 
 
 def _written_info(
-    dst: Path, rate: Fraction, width: int, height: int, frame_times: tuple[float, ...]
+    written: Path, path: Path, rate: Fraction, width: int, height: int, frame_times: np.ndarray
 ) -> MediaInfo:
-    """:func:`probe_media` of ``dst``, just written by :func:`normalize_media`, without decoding it again:
-    its frames are known (the ones encoded, or the source's packets copied), so only the container's frame
-    count and the new audio are read back. tests/mit_dataset/test_media*.py check it against a probe of
-    every file they normalise."""
-    with _open(dst) as container:
-        container_frames = int(container.streams.video[0].frames or 0)
-    if container_frames != len(frame_times):
-        raise _fail(dst, f"holds {container_frames} video frames, {len(frame_times)} were written")
-    audio_start, sample_rate, channels, audio_codec = _audio_probe(dst)
+    """:func:`probe_media` of ``written``, just written by :func:`normalize_media` (to be renamed to ``path``),
+    without decoding it: its frames are known (the ones encoded, or the source's packets copied), and its
+    video packets (demuxed, not decoded) must sit at ``frame_times`` (seconds, presentation order) within
+    0.1 ms, else the file is refused. tests/mit_dataset/test_media*.py check the result against a probe of
+    every file they normalise.
+
+    Raises:
+        MediaError: the packets' times are not ``frame_times`` (the muxer moved them).
+    """
+    with _open(written) as container:
+        stream = container.streams.video[0]
+        container_frames, time_base = int(stream.frames or 0), stream.time_base
+        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+        container_format = container.format.name
+    times = np.asarray(pts, np.int64) * float(time_base)
+    if len(times) != len(frame_times) or np.abs(times - frame_times).max(initial=0.0) > 1e-4:
+        raise _fail(path, "the written video packets are not at the frame times meant for them")
+    audio_start, sample_rate, channels, audio_codec = _audio_probe(written)
     return MediaInfo(
-        path=_describe(dst),
-        num_frames=len(frame_times),
+        path=_describe(path),
+        num_frames=len(pts),
         width=width,
         height=height,
         fps=float(rate),
         rotation=0,
-        video_start=0.0,
+        video_start=float(pts[0] * time_base),
         has_gaps=False,
         container_frames=container_frames,
         video_codec="h264",
         pix_fmt="yuv420p",
+        packets_match_frames=True,
+        container_format=container_format,
         audio_start=audio_start,
         sample_rate=sample_rate,
         audio_channels=channels,
         audio_codec=audio_codec,
-        frame_times=frame_times,
+        frame_times=tuple(float(p * time_base) for p in pts),
     )
 
 
@@ -342,6 +384,7 @@ def normalize_media(
     crf: int = 18,
     preset: str | None = None,
     info: MediaInfo | None = None,
+    stream_copy: bool = True,
 ) -> MediaInfo:
     """Rewrite ``src`` as the dataset stores media and return :func:`probe_media` of the result.
 
@@ -349,10 +392,12 @@ def normalize_media(
     source's nominal rate) with AAC mono audio at ``sample_rate`` Hz, when the source has audio.
     ``info`` is :func:`probe_media` of ``src`` when the caller has it already (saves decoding it again).
 
-    - Stream copy: when :meth:`MediaInfo.stream_copy_reasons` is empty the video packets are copied as they
-      are (no re-encode: the output decodes to exactly the source's frames), their timestamps moved so that
-      the first frame is at 0; the audio is rewritten as below.
-
+    - Stream copy: with ``stream_copy`` (default) and :meth:`MediaInfo.stream_copy_reasons` empty, the video
+      packets are copied as they are (no re-encode: the output decodes to exactly the source's frames), their
+      timestamps moved so that the first frame is at 0; the audio is rewritten as below. Frame count,
+      duration and audio alignment are those of the re-encode (tests/mit_dataset/test_media_stream_copy.py).
+    - Re-encode (every other source, or ``stream_copy=False``): the decoded frames go to x264 as they are,
+      or through RGB when rotated or cropped, with:
     - Re-timing by frame order: the source's decoded frames get times ``i / nominal_fps`` (gaps and a late
       start removed). With ``fps`` different from the nominal rate, output frame ``j`` is the source frame
       nearest in that timeline (``round(j * nominal / fps)``), as FFmpeg's ``fps`` filter picks frames.
@@ -384,19 +429,19 @@ def normalize_media(
     if info.has_audio:
         audio = read_aligned_audio(src, sample_rate, round(num_frames * sample_rate / rate))
     dst = Path(dst)
-    if not info.stream_copy_reasons(fps):
-        time_base = _video_time_base(src)
-        pts = [round(t / time_base) for t in info.frame_times]
-        with atomic_path(dst) as tmp:
-            copy_video_with_audio(src, tmp, audio, sample_rate, pts_offset=pts[0])
-        times = tuple(float((p - pts[0]) * time_base) for p in pts)
-        return _written_info(dst, rate, info.width, info.height, times)
-    picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
-    picks = np.minimum(picks, info.num_frames - 1)
     with atomic_path(dst) as tmp:
-        _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf, preset)
-    times = tuple(float(i / rate) for i in range(num_frames))
-    return _written_info(dst, rate, info.width - info.width % 2, info.height - info.height % 2, times)
+        if stream_copy and not info.stream_copy_reasons(fps):
+            time_base = _video_time_base(src)
+            pts = np.rint(np.asarray(info.frame_times) / float(time_base)).astype(np.int64)
+            copy_video_with_audio(src, tmp, audio, sample_rate, pts_offset=int(pts[0]))
+            size, times = (info.width, info.height), (pts - pts[0]) * float(time_base)
+        else:
+            picks = np.rint(np.arange(num_frames) * float(nominal / rate)).astype(np.int64)
+            picks = np.minimum(picks, info.num_frames - 1)
+            _encode(str(tmp), _display_frames(src, info, picks), rate, audio, sample_rate, crf, preset)
+            size = (info.width - info.width % 2, info.height - info.height % 2)
+            times = np.arange(num_frames) / float(rate)
+        return _written_info(tmp, dst, rate, *size, times)
 
 
 def _video_time_base(source: VideoSource) -> Fraction:

@@ -65,12 +65,17 @@ def display_rgb(frame: av.VideoFrame) -> np.ndarray:
     return np.rot90(rgb, turns) if turns else rgb
 
 
-def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = None):
-    """Yield frames ``[start, start + count)`` as displayed ``(H, W, 3)`` uint8 RGB, frame ``i`` being the
-    ``i``-th frame that decodes (the order every decoder agrees on, also across timestamp gaps).
+def iter_decoded_frames(
+    source: VideoSource, start: int = 0, count: int | None = None
+) -> Iterator[av.VideoFrame]:
+    """Yield decoded frames ``[start, start + count)`` as the decoder gives them (``av.VideoFrame`` in the
+    stream's own pixel format, display rotation not applied), frame ``i`` being the ``i``-th frame that
+    decodes (the order every decoder agrees on, also across timestamp gaps). Work that stays in the stream's
+    pixel format (re-encoding: :func:`write_video`; scaling with ``frame.reformat``) takes them as they are.
 
     Regular files (see :func:`regular_frame_step`) are entered by seeking to the keyframe before
     ``start``, so the cost depends on ``count`` and the GOP size; others are decoded from the beginning.
+    Raises ``ValueError`` naming the file when it is not a readable video.
     """
     try:
         with _open(source) as container:
@@ -90,7 +95,7 @@ def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = N
                     index += 1
                 if index < start:
                     continue
-                yield display_rgb(frame)
+                yield frame
                 yielded += 1
                 if count is not None and yielded == count:
                     return
@@ -98,19 +103,11 @@ def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = N
         raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
 
 
-def iter_decoded_frames(source: VideoSource) -> Iterator[av.VideoFrame]:
-    """Yield every frame of the first video stream as the decoder gives it (``av.VideoFrame``, presentation
-    order, no pixel conversion): for work that stays in the stream's own pixel format, e.g. re-encoding.
-    Raises ``ValueError`` naming the file when it is not a readable video."""
-    try:
-        with _open(source) as container:
-            if not container.streams.video:
-                raise ValueError(f"{_describe(source)}: no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            yield from container.decode(stream)
-    except (av.error.FFmpegError, OSError) as error:
-        raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
+def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    """Yield frames ``[start, start + count)`` (see :func:`iter_decoded_frames`) as displayed ``(H, W, 3)``
+    uint8 RGB (:func:`display_rgb`)."""
+    for frame in iter_decoded_frames(source, start, count):
+        yield display_rgb(frame)
 
 
 def read_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> np.ndarray:

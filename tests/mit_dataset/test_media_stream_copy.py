@@ -4,10 +4,13 @@ constant from 0, and only the audio is rewritten (16 kHz mono, aligned to the fi
 
 from __future__ import annotations
 
+import subprocess
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
-from media_samples import frame_codes, issue_gap_repro, needs_ffmpeg_cli, tone, write_sample
+from media_samples import coded_frame, frame_codes, issue_gap_repro, needs_ffmpeg_cli, tone, write_sample
 from torchcodec.decoders import VideoDecoder
 
 from mit_dataset import media
@@ -95,22 +98,138 @@ def test_the_probe_passed_in_saves_decoding_the_source(tmp_path, monkeypatch):
         normalize_media(tmp_path / "other.mp4", tmp_path / "out2.mp4", info=info)
 
 
+def ms_clock_sample(path, times_ms, pix_fmt: str = "yuv420p", container: str = "mp4"):
+    """H.264 coded frames (:func:`media_samples.coded_frame`) at the given times on a millisecond clock."""
+    with av.open(str(path), "w", format=container) as output:
+        video = output.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 128, 72, pix_fmt
+        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        for index, time_ms in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(coded_frame(index), format="rgb24")
+            frame.pts, frame.time_base = int(time_ms), Fraction(1, 1000)
+            output.mux(video.encode(frame))
+        output.mux(video.encode())
+    return path
+
+
+def ffmpeg_copy(source, target, *args: str):
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", *args, "-i", str(source), "-c", "copy", str(target)],
+        check=True,
+    )
+    return target
+
+
 @needs_ffmpeg_cli
 def test_sources_that_are_not_stored_as_they_are_are_re_encoded(tmp_path):
-    gap = probe_media(issue_gap_repro(tmp_path))
-    assert gap.stream_copy_reasons(25) == ["video frame times are not evenly spaced"]
-    thirty = probe_media(write_sample(tmp_path / "30fps.mp4", num_frames=30, fps=30))
-    assert thirty.stream_copy_reasons(25) == ["video runs at 30 fps, not 25"]
-    assert thirty.stream_copy_reasons() == []  # its own rate: copied
-    rotated = probe_media(write_sample(tmp_path / "rotated.mp4", num_frames=5, rotation=90))
-    assert rotated.stream_copy_reasons(25) == ["90-degree display rotation"]
-    odd = probe_media(
-        write_sample(tmp_path / "odd.mp4", num_frames=5, width=127, height=71, video_codec="mpeg4")
+    h264 = write_sample(tmp_path / "h264.mp4", num_frames=50, audio=tone(2.0, 44_100, 2, onset=0.5))
+    reasons = {
+        # timestamp gap (the issue's repro): re-timed by frame order, which only a re-encode does
+        issue_gap_repro(tmp_path): ["video frame times are up to 1.00 frames off a constant 25 fps"],
+        # variable frame rate: steps of 28 and 52 ms, 40 ms on average
+        ms_clock_sample(tmp_path / "vfr.mp4", np.cumsum([0] + [28, 52] * 20)): [
+            "video frame times are up to 0.30 frames off a constant 25 fps"
+        ],
+        write_sample(tmp_path / "30fps.mp4", num_frames=30, fps=30): ["video runs at 30 fps, not 25"],
+        write_sample(tmp_path / "rotated.mp4", num_frames=5, rotation=90): ["90-degree display rotation"],
+        write_sample(tmp_path / "odd.mp4", num_frames=5, width=127, height=71, video_codec="mpeg4"): [
+            "video is mpeg4 yuv420p, not h264 yuv420p",
+            "odd size 127x71",
+        ],
+        ms_clock_sample(tmp_path / "444.mp4", np.arange(30) * 40, pix_fmt="yuv444p"): [
+            "video is h264 yuv444p, not h264 yuv420p"
+        ],
+        # a -c copy cut that starts between keyframes: the edit list hides the B/P frames before the cut,
+        # which a packet copy would bring back
+        ffmpeg_copy(h264, tmp_path / "cut.mp4", "-ss", "0.52"): [
+            "container says 50 frames but 37 decode",
+            "video packets do not decode to one frame each at their own timestamps",
+        ],
+        ffmpeg_copy(h264, tmp_path / "h264.mkv"): ["container is matroska,webm, not mp4/mov"],
+        ffmpeg_copy(h264, tmp_path / "h264.ts"): ["container is mpegts, not mp4/mov"],
+    }
+    for path, expected in reasons.items():
+        info = probe_media(path)
+        assert info.stream_copy_reasons(25) == expected, path.name
+        out = normalize_media(path, tmp_path / f"out-{path.stem}-{path.suffix[1:]}.mp4", fps=25, info=info)
+        assert video_packets(out.path) != video_packets(path), path.name  # re-encoded
+        assert out.is_normalized() and out == probe_media(out.path), path.name
+        assert out.num_frames == round(info.num_frames * out.fps / info.fps), path.name
+
+
+def test_the_copy_is_refused_when_the_muxer_moves_its_frames(tmp_path, monkeypatch):
+    """The copy's packet times are checked before the file is renamed into place: frames moved before 0 (which
+    decoders would drop) leave nothing behind."""
+    source = write_sample(tmp_path / "ok.mp4", num_frames=20)
+    copy = media.copy_video_with_audio
+    monkeypatch.setattr(
+        media,
+        "copy_video_with_audio",
+        lambda *args, pts_offset, **kw: copy(*args, pts_offset=pts_offset + 3, **kw),
     )
-    assert odd.stream_copy_reasons(25) == ["video is mpeg4 yuv420p, not h264 yuv420p", "odd size 127x71"]
-    out = normalize_media(gap.path, tmp_path / "out.mp4")
-    assert video_packets(out.path) != video_packets(gap.path)  # re-encoded (frame-order re-timing)
-    assert out.is_normalized() and out.num_frames == gap.num_frames
+    with pytest.raises(
+        media.MediaError, match=r"out\.mp4: the written video packets are not at the frame times"
+    ):
+        normalize_media(source, tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mp4"]
+
+
+def assert_paths_agree(source, tmp_path, fps: float = 25.0) -> tuple:
+    """Normalise ``source`` by stream copy and by re-encoding; both decode to the same frames (by their
+    codes, or within 35 dB PSNR for real pictures), last as long and carry the same audio at the same place."""
+    info = probe_media(source)
+    assert info.stream_copy_reasons(fps) == []
+    copied = normalize_media(source, tmp_path / "copied.mp4", fps=fps, info=info)
+    encoded = normalize_media(source, tmp_path / "encoded.mp4", fps=fps, info=info, stream_copy=False)
+    assert video_packets(copied.path) == video_packets(source)
+    assert video_packets(encoded.path) != video_packets(source)
+    for out in (copied, encoded):
+        assert out == probe_media(out.path) and out.is_normalized()
+    assert copied.num_frames == encoded.num_frames == info.num_frames
+    assert copied.duration == encoded.duration and (copied.width, copied.height) == (
+        encoded.width,
+        encoded.height,
+    )
+    np.testing.assert_allclose(copied.frame_times, encoded.frame_times, atol=1e-3)
+    decoders = VideoDecoder(copied.path), VideoDecoder(encoded.path)  # what row["video"] uses
+    assert len(decoders[0]) == len(decoders[1]) == info.num_frames
+    assert decoders[0].metadata.duration_seconds == pytest.approx(
+        decoders[1].metadata.duration_seconds, abs=1e-3
+    )
+    assert decoders[0].metadata.begin_stream_seconds == decoders[1].metadata.begin_stream_seconds == 0
+    if info.has_audio:
+        assert copied.audio_offset == encoded.audio_offset
+        audio = read_audio(copied.path, 16_000), read_audio(encoded.path, 16_000)
+        np.testing.assert_array_equal(*audio)  # the same aligned samples, the same AAC encode
+        assert len(audio[0]) == pytest.approx(copied.duration * 16_000, abs=1024)
+    return copied, encoded, decoders
+
+
+@pytest.mark.parametrize("video_start_frames", [0, 9])
+def test_copy_and_re_encode_agree_on_generated_files(tmp_path, video_start_frames):
+    # B-frames (x264's defaults), a late video start and 44.1 kHz stereo audio starting at 0
+    source = write_sample(
+        tmp_path / "download.mp4", num_frames=50, video_start_frames=video_start_frames,
+        audio=tone(2.5, 44_100, 2, onset=0.8),
+    )  # fmt: skip
+    copied, encoded, decoders = assert_paths_agree(source, tmp_path)
+    codes = [frame_codes(d[:].data.permute(0, 2, 3, 1).numpy()) for d in decoders]
+    assert codes[0] == codes[1] == list(range(50))
+    # the tone's time after the first video frame, on the source's container clock
+    info = probe_media(source)
+    expected = (
+        info.audio_start + onset(read_audio(source, 16_000, align_to_video=False), 16_000) - info.video_start
+    )
+    for out in (copied, encoded):
+        assert onset(read_audio(out.path, 16_000), 16_000) == pytest.approx(expected, abs=0.004)
+
+
+def test_copy_and_re_encode_agree_on_a_real_talking_head(real_media, tmp_path):
+    path = real_media / "moore-animateanyone" / "1.mp4"  # H.264 512x512 25 fps, AAC 44.1 kHz stereo
+    decoders = assert_paths_agree(path, tmp_path)[2]
+    for index in (0, 150, 298):
+        a, b = (d[index].data.float() for d in decoders)
+        assert 10 * np.log10(255**2 / float(((a - b) ** 2).mean())) > 35
 
 
 def test_a_failed_copy_leaves_nothing(tmp_path, monkeypatch):
@@ -136,4 +255,7 @@ def test_real_constant_rate_talking_head_is_copied(real_media, tmp_path):
 
 def test_real_clip_whose_container_miscounts_is_re_encoded(real_media, tmp_path):
     path = real_media / "moore-animateanyone" / "2.mp4"
-    assert probe_media(path).stream_copy_reasons() == ["container says 352 frames but 351 decode"]
+    assert probe_media(path).stream_copy_reasons() == [
+        "container says 352 frames but 351 decode",
+        "video packets do not decode to one frame each at their own timestamps",
+    ]
