@@ -19,8 +19,8 @@ copied (their timestamps moved so that the first frame is at 0) and only the aud
 episodes usually are such files; copying them is exact (the decoded frames are the source's) and saves a
 decode and an encode per frame. The copy is taken only when it provably decodes like the re-encode
 (:meth:`MediaInfo.stream_copy_reasons` lists what forbids it): H.264 ``yuv420p`` in an mp4/mov container,
-every packet decoding to exactly one displayed frame at its own timestamp (no edit-list trimming, field
-pictures or packets without timestamps), frame times on the constant grid of the wanted rate, no rotation,
+every packet decoding to exactly one displayed frame at its own timestamp (no packets an edit list hides,
+none without a timestamp or that does not decode), frame times on the constant grid of the wanted rate, no rotation,
 even size. Anything else is re-encoded from the decoded frames (no RGB round trip unless the pixels change).
 
 Conventions: times are seconds on the container's clock (the clock that annotations of a cut clip use);
@@ -76,8 +76,8 @@ class MediaInfo:
     that decode; ``fps`` is the nominal rate (the common frame step, not ``frames / duration``);
     ``frame_times`` holds each decoded frame's presentation time in seconds (shape ``(num_frames,)``).
     ``packets_match_frames``: every video packet the demuxer gives decodes to exactly one displayed frame
-    at the packet's own presentation time (false with packets an edit list hides, field pictures, packets
-    without timestamps or that do not decode). ``container_format`` is FFmpeg's demuxer name.
+    at the packet's own presentation time (false with packets an edit list hides, packets without
+    timestamps or that do not decode). ``container_format`` is FFmpeg's demuxer name.
     Audio fields are ``None`` / 0 when the file has no audio stream.
     """
 
