@@ -2,6 +2,9 @@
 stage, on a synthetic episode (default 5 minutes at 640x360), with the import paths (TalkNet pickles, Sapiens
 JSON, YOLO labels) and with the built-in detectors (Haar face tracks, VAD x mouth-motion speaking scores, person
 boxes from the poses); and the speed-up of 2 processes (torchrun + accelerate) over 1 on 4 shorter episodes.
+The episodes imitate the authors' raw videos (MPEG-4 Part 2 + MP3 with timestamp gaps: the normalise stage
+re-encodes them); the import path also runs on the same episode as downloads come (constant-rate H.264 + AAC:
+the normalise stage copies its video stream), unless ``--skip-download``.
 
     python benchmarks/bench_annotate.py [--minutes 5] [--builtin-minutes 1] [--width 640 --height 360]
 
@@ -29,13 +32,13 @@ UNIT = 125  # the official minimum clip length: the reference episode's unit (sh
 FRAMES_PER_REPEAT = 12.7 * UNIT  # plan_episode(UNIT) lasts 12.7 units
 
 
-def _episodes(raw: Path, minutes: float, count: int, width: int, height: int) -> float:
+def _episodes(raw: Path, minutes: float, count: int, width: int, height: int, codec: str = "mpeg4") -> float:
     repeats = max(1, round(minutes * 60 * 25 / FRAMES_PER_REPEAT / count))
     seconds = 0.0
     for index in range(count):
         truth = write_episode(
             raw, plan_episode(UNIT, seed=index, repeats=repeats), video=f"episode{index}", width=width,
-            height=height, seed=index,
+            height=height, seed=index, codec=codec, timestamps="gaps" if codec == "mpeg4" else "constant",
         )  # fmt: skip
         seconds += truth.num_frames / truth.fps
     return seconds
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--builtin-minutes", type=float, default=1.0)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--skip-download", action="store_true")
     parser.add_argument("--skip-builtin", action="store_true")
     parser.add_argument("--skip-processes", action="store_true")
     args = parser.parse_args(argv)
@@ -82,6 +86,11 @@ def main(argv: list[str] | None = None) -> None:
         report = annotate(work / "raw", work / "import", config=config, progress=False)
         print(report.summary())
         rows["import"] = _per_stage(report)
+        if not args.skip_download:
+            _episodes(work / "raw-download", args.minutes, 1, args.width, args.height, codec="h264")
+            report = annotate(work / "raw-download", work / "download", config=config, progress=False)
+            print(report.summary())
+            rows["import (H.264 download)"] = _per_stage(report)
         if not args.skip_builtin:
             _episodes(work / "raw-builtin", args.builtin_minutes, 1, args.width, args.height)
             report = annotate(work / "raw-builtin", work / "builtin", config=builtin, progress=False)

@@ -209,7 +209,7 @@ def _encode(filename, frames, fps, audio, sample_rate, crf, preset: str | None =
             audio_stream = container.add_stream("aac", rate=aac_sample_rate(sample_rate), layout="mono")
         for index, frame in enumerate(itertools.chain([first], frames)):
             if isinstance(frame, av.VideoFrame):
-                frame.pict_type = av.video.frame.PictureType.NONE  # a decoded I/P/B type would force x264's
+                frame.pict_type = av.video.frame.PictureType.NONE  # else x264 keeps the decoded I/P/B types
             else:
                 frame = av.VideoFrame.from_ndarray(
                     np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24"
