@@ -268,36 +268,19 @@ def probe_media(path: VideoSource) -> MediaInfo:
                 pts.append(frame.pts if frame.pts is not None else (pts[-1] + 1 if pts else 0))
             if first is None:
                 raise _fail(path, "no video frame decodes")
-            packets_match_frames = None not in packet_pts + frame_pts and sorted(packet_pts) == sorted(
-                frame_pts
-            )
+            known = None not in packet_pts + frame_pts
+            packets_match_frames = known and sorted(packet_pts) == sorted(frame_pts)
             pts = np.asarray(pts, np.int64)
             rate = _nominal_rate(pts, time_base, stream.base_rate)
             step = 1 / (rate * time_base)  # one nominal frame, in pts units
             steps = np.diff(pts)
             has_gaps = bool((steps > GAP_TOLERANCE * step).any() or (steps <= 0).any())
             width, height = size if rotation in (0, 180) else size[::-1]
-            audio_start, sample_rate, channels, audio_codec = _audio_probe(path)
-            return MediaInfo(
-                path=_describe(path),
-                num_frames=len(pts),
-                width=width,
-                height=height,
-                fps=float(rate),
-                rotation=rotation,
-                video_start=float(pts[0] * time_base),
-                has_gaps=has_gaps,
-                container_frames=int(stream.frames or 0),
-                video_codec=stream.codec_context.name,
-                pix_fmt=pix_fmt,
+            return _info(
+                path, path, container, pts.tolist(), width=width, height=height, fps=float(rate),
+                rotation=rotation, has_gaps=has_gaps, video_codec=stream.codec_context.name, pix_fmt=pix_fmt,
                 packets_match_frames=packets_match_frames,
-                container_format=container.format.name,
-                audio_start=audio_start,
-                sample_rate=sample_rate,
-                audio_channels=channels,
-                audio_codec=audio_codec,
-                frame_times=tuple(float(p * time_base) for p in pts.tolist()),
-            )
+            )  # fmt: skip
     except (av.error.FFmpegError, OSError) as error:
         raise _fail(path, f"not a readable video ({error})") from error
 
@@ -332,6 +315,26 @@ def read_aligned_audio(source: VideoSource, sample_rate: int, num_samples: int) 
     return aligned
 
 
+def _info(name: VideoSource, source: VideoSource, container, pts: list[int], **video) -> MediaInfo:
+    """:class:`MediaInfo` named ``name`` of ``source`` (open as ``container``) whose decoded frames are at
+    ``pts`` (presentation order, in the first video stream's time base); ``video``: the other video fields."""
+    stream = container.streams.video[0]
+    audio_start, sample_rate, channels, audio_codec = _audio_probe(source)
+    return MediaInfo(
+        path=_describe(name),
+        num_frames=len(pts),
+        video_start=float(pts[0] * stream.time_base),
+        container_frames=int(stream.frames or 0),
+        container_format=container.format.name,
+        audio_start=audio_start,
+        sample_rate=sample_rate,
+        audio_channels=channels,
+        audio_codec=audio_codec,
+        frame_times=tuple(float(p * stream.time_base) for p in pts),
+        **video,
+    )
+
+
 def _written_info(
     written: Path, path: Path, rate: Fraction, width: int, height: int, frame_times: np.ndarray
 ) -> MediaInfo:
@@ -346,33 +349,14 @@ def _written_info(
     """
     with _open(written) as container:
         stream = container.streams.video[0]
-        container_frames, time_base = int(stream.frames or 0), stream.time_base
         pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
-        container_format = container.format.name
-    times = np.asarray(pts, np.int64) * float(time_base)
-    if len(times) != len(frame_times) or np.abs(times - frame_times).max(initial=0.0) > 1e-4:
-        raise _fail(path, "the written video packets are not at the frame times meant for them")
-    audio_start, sample_rate, channels, audio_codec = _audio_probe(written)
-    return MediaInfo(
-        path=_describe(path),
-        num_frames=len(pts),
-        width=width,
-        height=height,
-        fps=float(rate),
-        rotation=0,
-        video_start=float(pts[0] * time_base),
-        has_gaps=False,
-        container_frames=container_frames,
-        video_codec="h264",
-        pix_fmt="yuv420p",
-        packets_match_frames=True,
-        container_format=container_format,
-        audio_start=audio_start,
-        sample_rate=sample_rate,
-        audio_channels=channels,
-        audio_codec=audio_codec,
-        frame_times=tuple(float(p * time_base) for p in pts),
-    )
+        times = np.asarray(pts, np.int64) * float(stream.time_base)
+        if len(times) != len(frame_times) or np.abs(times - frame_times).max(initial=0.0) > 1e-4:
+            raise _fail(path, "the written video packets are not at the frame times meant for them")
+        return _info(
+            path, written, container, pts, width=width, height=height, fps=float(rate), rotation=0,
+            has_gaps=False, video_codec="h264", pix_fmt="yuv420p", packets_match_frames=True,
+        )  # fmt: skip
 
 
 def normalize_media(

@@ -164,14 +164,15 @@ def test_bad_media_errors_name_the_file(tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_failed_normalisation_leaves_nothing(tmp_path, monkeypatch):
-    source = write_sample(tmp_path / "ok.mp4", num_frames=5, drop=(2,))  # a gap: re-encoded, not copied
+@pytest.mark.parametrize(("writer", "drop"), [("_encode", (2,)), ("copy_video_with_audio", ())])
+def test_failed_normalisation_leaves_nothing(tmp_path, monkeypatch, writer, drop):
+    source = write_sample(tmp_path / "ok.mp4", num_frames=5, drop=drop)  # a gap: re-encoded, else copied
     from mit_dataset import media
 
     def broken(*args, **kwargs):
-        raise RuntimeError("encoder died")
+        raise RuntimeError(f"{writer} died")
 
-    monkeypatch.setattr(media, "_encode", broken)
+    monkeypatch.setattr(media, writer, broken)
     with pytest.raises(RuntimeError):
         normalize_media(source, tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mp4"]
