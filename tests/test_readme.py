@@ -6,7 +6,10 @@ How README blocks are run (follow this when you add a section):
   top-level files and folders are linked in, so ``training/configs/...`` resolves), and a block can use what an
   earlier block wrote (the dataset made by ``mit-talking synth``, the model made by ``covog create-tiny``, ...).
   ``python`` blocks share one namespace, like cells of one notebook; ``bash`` blocks run with
-  ``bash -euo pipefail``. The console scripts (``mit-talking``, ``covog``, ``mit-bench``) are this checkout's.
+  ``bash -euo pipefail``. The console scripts (``mit-talking``, ``covog``, ``mit-bench``) are this checkout's,
+  run by a console server forked from the runner once torch, diffusers and datasets are imported (see
+  :func:`start_console_server`: a README of ~15 commands would otherwise spend most of its time importing), with
+  one torch thread. ``-m slow`` also runs the whole README with a fresh interpreter per command.
 - Everything a block writes goes under ``outputs/`` (ignored by ``.gitignore``), so following the README
   leaves nothing untracked in a clone: the test fails if anything else appears in the scratch folder.
 - Blocks run on tiny inputs (small sizes, few frames, 1-2 denoising steps): the whole README is part of the
@@ -21,22 +24,30 @@ How README blocks are run (follow this when you add a section):
 
 - Blocks in other languages (```text, ```yaml, plain ```) are not run.
 
-Run this file as a script (``python tests/test_readme.py BLOCKS.json``) to execute blocks; the test does that
-in a subprocess so that the environment (caches, working directory) is the README's own.
+Run this file as a script (``python tests/test_readme.py BLOCKS.json SCRATCH BIN STUB_LOG server|fresh``) to
+execute blocks; the test does that in a subprocess so that the environment (caches, working directory) is the
+README's own.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -93,12 +104,43 @@ def runnable_blocks(text: str) -> list[dict]:
 
 # -------------------------------------------------------------------------------------- running (subprocess)
 
+#: Imported once by the runner before any block runs, so that neither its python blocks nor the console scripts
+#: (forked from it, see :func:`start_console_server`) pay the ~5 s CPU of importing torch/diffusers/datasets again.
+#: A module missing here is only slower.
+PRELOAD = (
+    "mit_talk.cli", "mit_dataset.hub", "mit_dataset.info", "mit_dataset.show", "mit_dataset.torch_view",
+    "covog_diffusers", "covog_diffusers.tiny", "covog_diffusers.video_export", "training.loop",
+    "benchmark.predict", "benchmark.scoring", "benchmark.submission", "benchmark.leaderboard",
+    "benchmark.model_card", "benchmark.metrics", "datasets", "evaluate", "matplotlib.pyplot",
+)  # fmt: skip
+#: A console script run through the server: connects, hands over its argv, cwd, environment and stdin/stdout/
+#: stderr, and exits with the command's exit status. Started with ``python -I -S``: ~20 ms, no project imports.
+CLIENT = """import json, os, socket, struct, sys
+server, program, *argv = sys.argv[1:]
+request = json.dumps({"program": program, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+with socket.socket(socket.AF_UNIX) as conn:
+    conn.connect("\\0" + server)  # a Linux abstract socket: no file, no path length limit
+    socket.send_fds(conn, [struct.pack("!Q", len(request))], [0, 1, 2])
+    conn.sendall(request)
+    reply = b""
+    while chunk := conn.recv(8):
+        reply += chunk
+sys.exit(struct.unpack("!i", reply)[0] if len(reply) == 4 else 1)
+"""
+CLIENT_FILE = "console-client.py"
 
-def _write_bin(folder: Path, stubs: list[str], log: Path) -> None:
-    """Console-script wrappers for this checkout, and stubs that record their arguments to ``log``."""
+
+def _write_bin(folder: Path, stubs: list[str], log: Path, server: str | None) -> None:
+    """Console-script wrappers for this checkout (through the console server named ``server`` when given, else
+    fresh interpreters), and stubs that record their arguments to ``log``."""
     folder.mkdir(parents=True, exist_ok=True)
+    python = shlex.quote(sys.executable)
     for name in CONSOLE_SCRIPTS:
-        _executable(folder / name, f'exec {shlex.quote(sys.executable)} -m mit_talk.cli {name} "$@"\n')
+        if server is None:
+            _executable(folder / name, f'exec {python} -m mit_talk.cli {name} "$@"\n')
+        else:
+            client = shlex.quote(str(folder.parent / CLIENT_FILE))
+            _executable(folder / name, f'exec {python} -I -S {client} {shlex.quote(server)} {name} "$@"\n')
     for name in stubs:
         record = f'echo "{name} $*" >> {shlex.quote(str(log))}\n'
         _executable(folder / name, record + ('exec "$@"\n' if name == "sudo" else "exit 0\n"))
@@ -109,9 +151,127 @@ def _executable(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def run_blocks(blocks: list[dict], scratch: Path, bin_dir: Path, log: Path) -> None:
-    """Execute ``blocks`` in order in ``scratch`` (python in one namespace, bash in subprocesses); the first
-    failure raises ``RuntimeError`` naming its README line."""
+class BecomeConsoleScript(BaseException):
+    """Raised in a process forked by the console server: unwinds the server's frames, so that the command runs at
+    the top of this script, as the console script's entry point would."""
+
+    def __init__(self, program: str, argv: list[str]):
+        super().__init__(program)
+        self.program, self.argv = program, argv
+
+    def run_and_exit(self) -> NoReturn:
+        """Run the command and exit with the status ``sys.exit(run(...))`` would give (errors as an uncaught
+        exception's), through :func:`exit_without_teardown`."""
+        from mit_talk.cli import run
+
+        sys.argv = [self.program, *self.argv]
+        try:
+            status = run(self.program, self.argv)
+        except SystemExit as exit_request:  # argparse's usage errors
+            status = exit_request.code
+        except BaseException:  # noqa: BLE001 - as an uncaught exception at the top of a script: traceback, 1
+            sys.excepthook(*sys.exc_info())
+            status = 1
+        if status is not None and not isinstance(status, int):
+            print(status, file=sys.stderr)
+            status = 1
+        exit_without_teardown(status or 0)
+
+
+def exit_without_teardown(status: int) -> NoReturn:
+    """Exit as the interpreter does (non-daemon threads joined, atexit handlers run, stdio flushed: the first
+    steps of ``Py_FinalizeEx``, in its order) but without tearing down every module, which after importing torch,
+    diffusers and evaluate costs ~1.4 s CPU (~5 s wall on the shared machine) and changes nothing a user sees."""
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status & 0xFF)
+
+
+def start_console_server(name: str) -> int:
+    """Fork a server that runs console scripts (``CLIENT`` requests on the abstract unix socket ``name``); returns
+    its pid.
+
+    Why: a console script spends ~5 s CPU importing torch, diffusers and datasets before it does anything, and the
+    README runs ~15 of them. The server is forked after :data:`PRELOAD` and before any block computes (forking a
+    process whose thread pools have run is unsafe); for each request it forks a worker that takes over the client's
+    stdin/stdout/stderr, working directory and environment and runs ``mit_talk.cli.run`` -- the console scripts'
+    own entry -- with a waiter process reporting the worker's exit status. The one difference from a fresh
+    interpreter: modules are already imported, so an environment variable a block changes is not seen by code
+    that read it at import time (no README block does; ``fresh_processes=True`` runs each command in a new
+    interpreter). In the server's children this function does not return: it raises
+    :class:`BecomeConsoleScript`."""
+    if threading.active_count() > 1:  # a fork copies no thread, but the locks they hold
+        raise RuntimeError(
+            f"the console server must be forked before any thread starts: {threading.enumerate()}"
+        )
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind("\0" + name)
+    listener.listen(16)
+    parent, pid = os.getpid(), os.fork()
+    if pid:
+        listener.close()
+        return pid
+    try:
+        _serve(listener, parent)
+    except BecomeConsoleScript:
+        raise
+    except BaseException:  # noqa: BLE001 - the server itself: never back into the runner's code
+        traceback.print_exc()
+    os._exit(0)
+
+
+def _serve(listener: socket.socket, parent: int) -> None:
+    listener.settimeout(0.5)
+    while os.getppid() == parent:  # the runner gone (killed by a timeout): stop
+        _reap_children()
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
+        header, fds, _, _ = socket.recv_fds(conn, 8, 3)
+        size, data = struct.unpack("!Q", header)[0], b""
+        while len(data) < size:
+            data += conn.recv(size - len(data))
+        request = json.loads(data)
+        if os.fork() == 0:  # the waiter: forks the worker, reports its exit status, ends with it
+            listener.close()
+            worker = os.fork()
+            if worker == 0:
+                conn.close()
+                for target, fd in enumerate(fds):
+                    os.dup2(fd, target)
+                    os.close(fd)
+                os.chdir(request["cwd"])
+                os.environ.clear()
+                os.environ.update(request["env"])
+                raise BecomeConsoleScript(request["program"], request["argv"])
+            for fd in fds:
+                os.close(fd)
+            _, status = os.waitpid(worker, 0)
+            code = os.waitstatus_to_exitcode(status)  # -N: killed by signal N, a shell's 128 + N
+            conn.sendall(struct.pack("!i", code if code >= 0 else 128 - code))
+            os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+
+def _reap_children() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def run_blocks(
+    blocks: list[dict], scratch: Path, bin_dir: Path, log: Path, server: str | None = None
+) -> None:
+    """Execute ``blocks`` in order in ``scratch`` (python in one namespace, bash in subprocesses whose console
+    scripts go through ``server`` when given); the first failure raises ``RuntimeError`` naming its README line."""
     os.chdir(scratch)
     namespace: dict = {"__name__": "__readme__"}
     for block in blocks:
@@ -127,7 +287,7 @@ def run_blocks(blocks: list[dict], scratch: Path, bin_dir: Path, log: Path) -> N
                 ) from error
         else:
             block_bin = bin_dir / f"block-{block['line']}"
-            _write_bin(block_bin, stubs, log)
+            _write_bin(block_bin, stubs, log, server)
             env = {**os.environ, "PATH": f"{block_bin}{os.pathsep}{os.environ['PATH']}"}
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", block["code"]], env=env, check=False)
             if done.returncode:
@@ -138,6 +298,41 @@ def run_blocks(blocks: list[dict], scratch: Path, bin_dir: Path, log: Path) -> N
         )
 
 
+def main(blocks_file: Path, scratch: Path, bin_dir: Path, log: Path, fresh_processes: bool) -> int:
+    """The runner: preload, start the console server (unless ``fresh_processes``), run the blocks."""
+    blocks = json.loads(blocks_file.read_text())
+    if not fresh_processes and any(_runs_console_scripts(b) for b in blocks):
+        for module in PRELOAD:
+            importlib.import_module(module)
+        from mit_talk.cli import PROGRAMS, build_parser
+
+        for program in PROGRAMS:  # imports every command's module
+            build_parser(program)
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        (bin_dir / CLIENT_FILE).write_text(CLIENT)
+        server_name = f"mit-talk-readme-{os.getpid()}"
+        server = start_console_server(server_name)
+    else:
+        server_name, server = None, None
+    try:
+        run_blocks(blocks, scratch, bin_dir, log, server_name)
+    finally:
+        if server is not None:
+            os.kill(server, signal.SIGTERM)
+            os.waitpid(server, 0)
+    return 0
+
+
+def _runs_console_scripts(block: dict) -> bool:
+    """Whether a bash block names a console script it does not stub (a miss only costs time: without the server
+    the wrappers start fresh interpreters)."""
+    stubs = block["directive"][1] if block["directive"] else []
+    return block["lang"] == "bash" and any(
+        name not in stubs and re.search(rf"(^|[\s;&|(]){re.escape(name)}\b", block["code"], re.MULTILINE)
+        for name in CONSOLE_SCRIPTS
+    )
+
+
 def clone_entries() -> list[str]:
     """The clone's top-level files and folders that the scratch folder links to (not hidden ones, not outputs)."""
     return sorted(
@@ -146,9 +341,12 @@ def clone_entries() -> list[str]:
 
 
 def run_readme(
-    blocks: list[dict], tmp_path: Path, extra_env: dict | None = None
+    blocks: list[dict], tmp_path: Path, extra_env: dict | None = None, fresh_processes: bool = False
 ) -> subprocess.CompletedProcess:
-    """Run ``blocks`` in a fresh interpreter whose caches live in ``tmp_path``; returns the finished process."""
+    """Run ``blocks`` in a fresh interpreter whose caches live in ``tmp_path``; returns the finished process.
+    One torch thread (``OMP_NUM_THREADS=1``): on tiny tensors two threads only add synchronisation, and on the
+    shared 2-core machine they spin against each other (``mit-bench predict`` of the README: 138 s wall with two
+    threads, 30 s with one, under load)."""
     scratch, home = tmp_path / "scratch", tmp_path / "home"
     scratch.mkdir(parents=True)
     for entry in clone_entries():
@@ -165,33 +363,80 @@ def run_readme(
         "MPLCONFIGDIR": str(home / "matplotlib"),
         "MIT_TALK_DEBUG": "1",  # a failing command shows its traceback here
         "TQDM_DISABLE": "1",
+        "OMP_NUM_THREADS": "1",
         **(extra_env or {}),
     }
     command = [sys.executable, __file__, str(tmp_path / "blocks.json"), str(scratch), str(tmp_path / "bin"),
-               str(tmp_path / "stubs.log")]  # fmt: skip
+               str(tmp_path / "stubs.log"), "fresh" if fresh_processes else "server"]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 if __name__ == "__main__":
-    blocks_file, scratch_dir, bin_folder, stub_log = sys.argv[1:5]
-    run_blocks(json.loads(Path(blocks_file).read_text()), Path(scratch_dir), Path(bin_folder), Path(stub_log))
-    sys.exit(0)
+    try:
+        blocks_path, scratch_dir, bin_folder, stub_log, mode = sys.argv[1:6]
+        exit_without_teardown(
+            main(Path(blocks_path), Path(scratch_dir), Path(bin_folder), Path(stub_log), mode == "fresh")
+        )
+    except BecomeConsoleScript as command:  # a worker forked by the console server
+        command.run_and_exit()
 
 
 # ------------------------------------------------------------------------------------------------- tests
 
 import pytest  # the script part above needs only the standard library
 
+BLOCK_DONE = re.compile(r"^README\.md:\d+ \((python|bash)\) ran in ", re.MULTILINE)
+#: Run after the README's blocks (its console scripts go through the same console server): a command runs where
+#: the block's shell is, with its environment, writes to its redirections and returns its exit status, exactly as
+#: a new interpreter does (``test_the_shell_probe_holds_for_fresh_interpreters`` checks the same without it).
+SHELL_PROBE = {
+    "lang": "bash",
+    "line": 0,
+    "directive": None,
+    "code": "mkdir -p outputs/probe && cd outputs/probe\n"
+    "MIT_TALK_DEBUG=0 mit-talking info no-such-dataset > out.txt 2> err.txt || echo $? > status.txt\n"
+    "mit-talking info --help | head -n 1 > help.txt\n",
+}
 
-def test_every_readme_block_runs_and_leaves_only_outputs(tmp_path):
+
+def _check_shell_probe(scratch: Path) -> None:
+    probe = scratch / "outputs" / "probe"
+    assert (probe / "status.txt").read_text() == "2\n"
+    error = (probe / "err.txt").read_text().splitlines()
+    assert (
+        len(error) == 1 and error[0].startswith("mit-talking info: error:") and "no-such-dataset" in error[0]
+    )
+    assert (probe / "out.txt").read_text() == ""
+    assert (probe / "help.txt").read_text().startswith("usage: mit-talking info")
+
+
+def _check_whole_readme(tmp_path: Path, fresh_processes: bool) -> None:
     blocks = runnable_blocks(README.read_text())
     assert len(blocks) >= 8
-    done = run_readme(blocks, tmp_path)
+    done = run_readme([*blocks, SHELL_PROBE], tmp_path, fresh_processes=fresh_processes)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-    assert done.stdout.count("README.md:") == len(blocks)
+    assert len(BLOCK_DONE.findall(done.stdout)) == len(blocks) + 1
     left = {p.name for p in (tmp_path / "scratch").iterdir()} - set(clone_entries())
     assert left <= ALLOWED_OUTPUTS, f"README blocks wrote outside outputs/: {sorted(left - ALLOWED_OUTPUTS)}"
     assert "/outputs/" in (ROOT / ".gitignore").read_text().splitlines()
+    _check_shell_probe(tmp_path / "scratch")
+
+
+def test_every_readme_block_runs_and_leaves_only_outputs(tmp_path):
+    _check_whole_readme(tmp_path, fresh_processes=False)
+
+
+@pytest.mark.slow
+def test_every_readme_block_runs_with_a_fresh_interpreter_per_command(tmp_path):
+    """The same without the console server: each console script a new interpreter, as in a user's shell."""
+    _check_whole_readme(tmp_path, fresh_processes=True)
+
+
+@pytest.mark.slow
+def test_the_shell_probe_holds_for_fresh_interpreters(tmp_path):
+    done = run_readme([SHELL_PROBE], tmp_path, fresh_processes=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _check_shell_probe(tmp_path / "scratch")
 
 
 def test_quick_start_line_works_as_root_and_as_a_user(tmp_path):
