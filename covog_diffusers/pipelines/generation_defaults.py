@@ -19,9 +19,42 @@ How a pipeline records them (call before ``save_pretrained``; training and packa
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from .windows import plan_windows
+
+
+class uses_generation_defaults:  # lower case: used as a method decorator, named like one
+    """Decorator for pipeline methods that read the loaded pipeline's generation defaults. Called on the class
+    (``CovOGPipeline.inputs_from_mit_row(row)``, a natural slip since the pipeline is built with a classmethod),
+    such a method raises one ``TypeError`` line saying how to call it, instead of Python's "missing 1 required
+    positional argument". ``CovOGPipeline.method(pipe, ...)`` still works, as for any method."""
+
+    def __init__(self, method: Callable):
+        self.method = method
+        self.name = method.__name__
+        functools.update_wrapper(self, method)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner: type | None = None) -> Callable:
+        if instance is not None:
+            return self.method.__get__(instance, owner)
+        method, name = self.method, self.name
+
+        @functools.wraps(method)
+        def called_on_the_class(*args, **kwargs):
+            if args and isinstance(args[0], owner):
+                return method(*args, **kwargs)
+            raise TypeError(
+                f"{owner.__name__}.{name} is a method of a loaded pipeline (it uses its generation defaults): "
+                f"pipe = {owner.__name__}.from_pretrained(PATH); pipe.{name}(...)"
+            )
+
+        return called_on_the_class
 
 
 class GenerationDefaultsMixin:

@@ -48,7 +48,7 @@ from ..models.pose_encoder import MultiHumanPoseEncoder
 from ..models.reference_attention import ReferenceAttentionControl
 from .batch import VideoBatch
 from .conditioning import clip_image_embeds, uint8_to_pixels, vae_latents
-from .generation_defaults import GenerationDefaultsMixin
+from .generation_defaults import GenerationDefaultsMixin, uses_generation_defaults
 from .inputs import CovOGInputs
 from .mit import inputs_from_mit_row
 from .pipeline_output import CovOGPipelineOutput, concatenate_frames
@@ -578,6 +578,7 @@ class CovOGPipeline(GenerationDefaultsMixin, DiffusionPipeline, CovOGLoraLoaderM
         return CovOGPipelineOutput(frames=frames)
 
     # ------------------------------------------------------------------ MIT rows
+    @uses_generation_defaults
     def inputs_from_mit_row(
         self, row: dict, height: int | None = None, width: int | None = None, **kwargs
     ) -> dict:

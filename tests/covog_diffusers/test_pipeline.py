@@ -3,6 +3,7 @@ bad inputs, MIT rows."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 
@@ -363,6 +364,23 @@ def test_inputs_from_mit_row(pipe, make_record):
     assert (plain["height"], plain["width"]) == (384, 640)
     with pytest.raises(ValueError, match="cannot take"):
         pipe.inputs_from_mit_row(row, num_frames=record.num_frames, start_frame=1)
+
+
+def test_inputs_from_mit_row_on_the_class_says_to_load_a_pipeline(pipe, make_record):
+    row = _row_from_record(make_record(num_people=2))
+    with pytest.raises(TypeError) as error:
+        CovOGPipeline.inputs_from_mit_row(row)
+    assert str(error.value) == (
+        "CovOGPipeline.inputs_from_mit_row is a method of a loaded pipeline (it uses its generation defaults): "
+        "pipe = CovOGPipeline.from_pretrained(PATH); pipe.inputs_from_mit_row(...)"
+    )
+    # An explicit unbound call is an ordinary method call; introspection sees the method's own signature.
+    unbound = CovOGPipeline.inputs_from_mit_row(pipe, row, num_frames=4)
+    bound = pipe.inputs_from_mit_row(row, num_frames=4)
+    assert (unbound["height"], unbound["width"]) == (bound["height"], bound["width"]) == (H, W)
+    np.testing.assert_array_equal(unbound["poses"], bound["poses"])
+    assert list(inspect.signature(CovOGPipeline.inputs_from_mit_row).parameters)[:2] == ["self", "row"]
+    assert "pipe(**inputs)" in CovOGPipeline.inputs_from_mit_row.__doc__
 
 
 def test_inputs_from_loaded_dataset_row(pipe, synthetic_dataset_dir):
