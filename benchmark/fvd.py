@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from benchmark.i3d import InceptionI3d, load_inception_i3d
 from benchmark.video_loading import VideoInput, describe, iter_frame_chunks, num_video_frames, resize_frames
+from mit_dataset.tensors import tensor_from_array
 
 DETECTOR_ENV = "MIT_BENCH_I3D"
 CLIP_LEN = 16
@@ -207,7 +208,7 @@ def load_detector(
 
 def preprocess_clips(frames) -> torch.Tensor:
     """``(N, T, H, W, 3)`` uint8 (or float in [0, 1]) -> ``(N, 3, T, 224, 224)`` float32 in [-1, 1]."""
-    tensor = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    tensor = frames if isinstance(frames, torch.Tensor) else tensor_from_array(frames)
     if tensor.ndim != 5 or tensor.shape[-1] != 3:
         raise ValueError(f"clips must be (N, T, H, W, 3) RGB, got shape {tuple(tensor.shape)}")
     scale = 255.0 if tensor.dtype == torch.uint8 else 1.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mit_dataset.tensors import tensor_from_array
+
 
 def pixels_to_uint8(images: torch.Tensor) -> list[np.ndarray]:
     """``(B, 3, H, W)`` in [-1, 1] -> ``B`` arrays ``(H, W, 3)`` uint8 (exact for images made as ``u / 127.5 - 1``)."""
@@ -18,8 +20,8 @@ def pixels_to_uint8(images: torch.Tensor) -> list[np.ndarray]:
 
 
 def uint8_to_pixels(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    """``(H, W, 3)`` uint8 (read-only arrays too) -> ``(1, 3, H, W)`` float32 in [-1, 1], converted in one copy."""
+    return tensor_from_array(image, torch.float32).permute(2, 0, 1)[None].div(127.5).sub_(1.0)
 
 
 @torch.no_grad()

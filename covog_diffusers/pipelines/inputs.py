@@ -23,6 +23,7 @@ from PIL import Image
 
 from mit_dataset.geometry import FrameTransform
 from mit_dataset.keypoints import NUM_KEYPOINTS, head_box
+from mit_dataset.tensors import tensor_from_array
 from mit_dataset.timeseries import frame_to_sample
 
 #: Audio may differ from the poses by at most this many frames (mp4 encoder padding) before it is an error.
@@ -329,7 +330,7 @@ def prepare_inputs(
     speaking_scores = np.clip(speaking_scores[:, :num_frames], -1.0, 1.0).astype(np.float32)
 
     if (src_h, src_w) != (height, width):
-        frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        frame = tensor_from_array(image).permute(2, 0, 1)[None]
         image = cover_frames(frame, height, width)[0].permute(1, 2, 0).numpy()
     return CovOGInputs(
         reference_image=image,
