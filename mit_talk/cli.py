@@ -8,10 +8,11 @@ Each lower module only exposes ``add_commands(subparsers)``; every sub-parser it
 of the parsed arguments returning an exit status or ``None`` for 0). This module sits above all of them, so the
 data -> model -> training/benchmark flow never runs backwards.
 
-Errors: any exception a command raises is printed as ONE line, ``PROGRAM COMMAND: error: MESSAGE`` on stderr,
-and the program exits with status 2 (1 stays "ran, but the submission/results had problems"; argparse also uses
-2 for bad arguments). ``--debug`` (before or after the command) or ``MIT_TALK_DEBUG=1`` shows the traceback
-instead. Ctrl-C exits with 130 and no traceback, a closed output pipe with 141 and no message.
+Errors (:mod:`mit_dataset.console`, the rule ``python -m training.cli`` follows too): any exception a command
+raises is printed as ONE line, ``PROGRAM COMMAND: error: MESSAGE`` on stderr, and the program exits with status 2
+(1 stays "ran, but the submission/results had problems"; argparse also uses 2 for bad arguments). ``--debug``
+(before or after the command) or ``MIT_TALK_DEBUG=1`` shows the traceback instead. Ctrl-C exits with 130 and no
+traceback, a closed output pipe with 141 and no message.
 
 ``python -m mit_talk.cli PROGRAM ARGS...`` runs a program without its console script, e.g.
 ``torchrun --nproc_per_node 2 -m mit_talk.cli mit-bench evaluate ...``.
@@ -20,12 +21,11 @@ instead. Ctrl-C exits with 130 and no traceback, a closed output pipe with 141 a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-DEBUG_ENV = "MIT_TALK_DEBUG"
+from mit_dataset.console import DEBUG_ENV, run_command
 
 AddCommands = Callable[[argparse._SubParsersAction], None]
 
@@ -117,37 +117,10 @@ def build_parser(program: str) -> argparse.ArgumentParser:
 
 
 def run(program: str, argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` for ``program``, run the command, return the exit status (errors: one line, status 2)."""
+    """Parse ``argv`` for ``program``, run the command, return the exit status (errors: one line, status 2;
+    :func:`mit_dataset.console.run_command`)."""
     args = build_parser(program).parse_args(argv)
-    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    try:
-        status = args.run(args)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{program} {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (
-        BrokenPipeError
-    ):  # the reader went away (`mit-talking info DATASET | head`): not an error to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except Exception as error:  # the one place errors become a line for the user
-        if debug:
-            raise
-        print(f"{program} {args.command}: error: {error_line(error)}", file=sys.stderr)
-        return 2
-    return 0 if status is None else int(status)
-
-
-def error_line(error: BaseException) -> str:
-    """One line for ``error``: its message (a ``KeyError``'s unquoted), prefixed by the exception type unless
-    it is one of the input errors whose message already names the input (ValueError, OSError, KeyError)."""
-    message = error.args[0] if isinstance(error, KeyError) and len(error.args) == 1 else error
-    text = " ".join(str(message).split()) or repr(error)
-    if not isinstance(error, (ValueError, OSError, KeyError)):
-        text = f"{type(error).__name__}: {text}"
-    return text
+    return run_command(f"{program} {args.command}", lambda: args.run(args), debug=args.debug)
 
 
 def mit_talking(argv: Sequence[str] | None = None) -> int:

@@ -83,17 +83,15 @@ def run_train(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.cli --config X.yaml ...`` (errors: one line on stderr, exit status 2)."""
+    """``python -m training.cli --config X.yaml ...`` (errors: the console scripts' rule,
+    :func:`mit_dataset.console.run_command`: one line on stderr, exit status 2)."""
+    from mit_dataset.console import run_command
+
     parser = argparse.ArgumentParser(
         prog="covog train", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser = _configure(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, OSError, KeyError) as error:
-        print(f"covog train: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    args = _configure(parser).parse_args(argv)
+    return run_command("covog train", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ def test_unexpected_errors_name_their_type(monkeypatch, capsys):
     assert capsys.readouterr().err == "covog create-tiny: error: ZeroDivisionError: division by zero\n"
 
 
+def test_training_cli_main_follows_the_same_error_rule(tmp_path, capsys, monkeypatch):
+    """``python -m training.cli`` (what ``accelerate launch`` runs) ends errors as the console scripts do."""
+    from training.cli import main as train_main
+
+    missing = tmp_path / "none.yaml"
+    monkeypatch.setenv(DEBUG_ENV, "0")
+    assert train_main(["--config", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("covog train: error: ") and str(missing) in err and err.count("\n") == 1
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(ValueError, match="cannot read training config .*none.yaml"):
+        train_main(["--config", str(missing)])
+
+
 def test_python_dash_m_runs_a_program(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
