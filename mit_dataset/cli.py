@@ -32,7 +32,7 @@ def _add_synth(subparsers) -> None:
 
 
 def _synth(args) -> None:
-    from .hub import write_synthetic_clip_folders, write_synthetic_dataset
+    from .hub import write_synthetic_dataset
 
     options = {
         "num_clips": args.num_clips,
@@ -47,7 +47,7 @@ def _synth(args) -> None:
         return
     from .clip_folder import list_clip_folders, read_splits
 
-    out = write_synthetic_clip_folders(args.clip_folders, **options)
+    out = write_synthetic_dataset(args.clip_folders, clip_folders=True, **options)
     folders, tests = len(list_clip_folders(out)), len(read_splits(out))
     print(
         f"wrote {folders} clip folders to {out}: train {folders - tests}, test {tests} "

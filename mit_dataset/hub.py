@@ -195,11 +195,19 @@ def _looks_like_dataset_folder(path: Path) -> bool:
     )
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
+def _check_target(out: Path, overwrite: bool, clip_folders: bool = False) -> None:
+    """FileExistsError unless ``out`` is absent, or ``overwrite`` and ``out`` holds the layout to be written."""
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-        if not _looks_like_dataset_folder(out):
+        if clip_folders:
+            from .clip_folder import SPLITS_FILE
+
+            if not out.is_dir() or (any(out.iterdir()) and not (out / SPLITS_FILE).is_file()):
+                raise FileExistsError(
+                    f"{out} exists and is not a folder of clip folders ({SPLITS_FILE}); refusing"
+                )
+        elif not _looks_like_dataset_folder(out):
             raise FileExistsError(
                 f"{out} exists and is not an MIT dataset folder (README.md + data/); refusing to replace it"
             )
@@ -214,52 +222,27 @@ def write_synthetic_dataset(
     seconds: float = 3.0,
     overwrite: bool = False,
     progress: bool = True,
+    clip_folders: bool = False,
 ) -> Path:
     """Generate ``num_clips`` synthetic MIT clips (:func:`mit_dataset.synthetic.generate_records`) and write
-    them as a dataset folder at ``out`` (the ``mit-talking synth`` command)."""
+    them at ``out``: a dataset folder (the Hub layout: ``mit-talking synth --out``) or, with ``clip_folders``,
+    official per-clip folders plus ``splits.json`` (``mit-talking synth --clip-folders``), the raw layout
+    :func:`export_clip_folders` reads, so the export path can be tried without the real data. The same clips
+    either way. ``out`` appears complete or not at all; an existing folder is replaced only with ``overwrite``
+    and only when it is empty or holds that layout."""
     from .synthetic import generate_records
 
     out = Path(out)
-    _check_target(out, overwrite)
+    _check_target(out, overwrite, clip_folders)
     remove_stale_temporaries(out.parent)
     with work_folder(out.parent / f"{out.name}.work") as work:
         records = generate_records(
             work, num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
         )
-        return write_dataset_folder(records, out, overwrite=overwrite, progress=progress)
+        if not clip_folders:
+            return write_dataset_folder(records, out, overwrite=overwrite, progress=progress)
+        from .clip_folder import write_clip_folders
 
-
-def write_synthetic_clip_folders(
-    out: str | os.PathLike,
-    num_clips: int = 12,
-    seed: int = 0,
-    width: int = 256,
-    height: int = 144,
-    seconds: float = 3.0,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Generate synthetic MIT clips as official per-clip folders plus ``splits.json`` at ``out`` (the
-    ``mit-talking synth --clip-folders`` command): the raw layout :func:`export_clip_folders` reads, so the
-    export path can be tried without the real data. Same clips as :func:`write_synthetic_dataset` for the same
-    arguments. ``out`` appears complete or not at all; an existing folder is replaced only with ``overwrite``
-    and only when it is empty or holds a ``splits.json``."""
-    from .clip_folder import SPLITS_FILE, write_clip_folders
-    from .synthetic import generate_records
-
-    out = Path(out)
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-        if not out.is_dir() or (any(out.iterdir()) and not (out / SPLITS_FILE).is_file()):
-            raise FileExistsError(
-                f"{out} exists and is not a folder of clip folders ({SPLITS_FILE}); refusing"
-            )
-    remove_stale_temporaries(out.parent)
-    with work_folder(out.parent / f"{out.name}.work") as work:
-        records = generate_records(
-            work, num_clips, seed=seed, width=width, height=height, seconds=seconds, progress=progress
-        )
         with atomic_path(out, directory=True) as tmp:
             write_clip_folders(records, tmp)
     return out
