@@ -104,6 +104,16 @@ def test_unexpected_errors_name_their_type(monkeypatch, capsys):
     assert capsys.readouterr().err == "covog create-tiny: error: ZeroDivisionError: division by zero\n"
 
 
+def test_demo_command_runs_the_demo(tmp_path, monkeypatch):
+    """The README's quick-start command reaches ``run_demo`` (which tests/mit_talk/test_demo.py runs end to end
+    and CI's wheel check runs as ``mit-talking demo``) with its options and defaults."""
+    calls = []
+    monkeypatch.setattr("mit_talk.demo.run_demo", lambda out, seed: calls.append((out, seed)))
+    assert run("mit-talking", ["demo", "--out", str(tmp_path), "--seed", "3"]) == 0
+    assert run("mit-talking", ["demo"]) == 0
+    assert calls == [(tmp_path, 3), (Path("outputs/demo"), 0)]
+
+
 def test_training_cli_main_follows_the_same_error_rule(tmp_path, capsys, monkeypatch):
     """``python -m training.cli`` (what ``accelerate launch`` runs) ends errors as the console scripts do."""
     from training.cli import main as train_main
