@@ -174,27 +174,29 @@ def add_commands(sub) -> None:
 
 def _evaluate(args) -> int:
     from .model_card import PartialResultsError, write_model_card
+    from mit_dataset.distributed import distributed_command
+
     from .predict import model_name_from_manifest
-    from .scoring import distributed_state, evaluate_submission
+    from .scoring import evaluate_submission
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"--metrics: unknown metric(s) {sorted(unknown)}, expected some of {list(METRICS)}")
-    state = distributed_state()
-    results, report = evaluate_submission(
-        args.dataset,
-        args.predictions,
-        config=args.config,
-        metrics=metrics,
-        i3d_path=args.i3d,
-        trust_detector=args.trust_detector,
-        model_name=args.model_name or model_name_from_manifest(args.predictions),
-        state=state,
-        progress=not args.no_progress,
-        cache_dir=args.cache_dir,
-        consistency_model=args.consistency_model,
-    )
+    with distributed_command() as state:
+        results, report = evaluate_submission(
+            args.dataset,
+            args.predictions,
+            config=args.config,
+            metrics=metrics,
+            i3d_path=args.i3d,
+            trust_detector=args.trust_detector,
+            model_name=args.model_name or model_name_from_manifest(args.predictions),
+            state=state,
+            progress=not args.no_progress,
+            cache_dir=args.cache_dir,
+            consistency_model=args.consistency_model,
+        )
     if not state.is_main_process:
         return 0
     if report.problems:
@@ -226,32 +228,33 @@ def _validate(args) -> int:
 
 
 def _predict(args) -> int:
-    from .predict import load_pipeline, predict_submission
-    from .scoring import distributed_state
+    from mit_dataset.distributed import distributed_command
 
-    state = distributed_state()
-    pipeline = load_pipeline(args.model, device=args.device or state.device)
-    # The per-clip bar stays; each clip's denoising bar is cleared when the clip is done.
-    pipeline.set_progress_bar_config(disable=args.no_progress or not state.is_main_process, leave=False)
-    summary = predict_submission(
-        pipeline,
-        args.dataset,
-        args.out,
-        config=args.config,
-        cache_dir=args.cache_dir,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        seed=args.seed,
-        num_frames=args.num_frames,
-        height=args.height,
-        width=args.width,
-        disable_iad=args.no_iad,
-        joint_pose=args.joint_pose,
-        clip_ids=args.clips.split(",") if args.clips else None,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        state=state,
-    )
+    from .predict import load_pipeline, predict_submission
+
+    with distributed_command() as state:
+        pipeline = load_pipeline(args.model, device=args.device or state.device)
+        # The per-clip bar stays; each clip's denoising bar is cleared when the clip is done.
+        pipeline.set_progress_bar_config(disable=args.no_progress or not state.is_main_process, leave=False)
+        summary = predict_submission(
+            pipeline,
+            args.dataset,
+            args.out,
+            config=args.config,
+            cache_dir=args.cache_dir,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            seed=args.seed,
+            num_frames=args.num_frames,
+            height=args.height,
+            width=args.width,
+            disable_iad=args.no_iad,
+            joint_pose=args.joint_pose,
+            clip_ids=args.clips.split(",") if args.clips else None,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            state=state,
+        )
     if state.is_main_process:
         print(
             f"{len(summary.written)} clip(s) generated ({len(summary.redone)} replacing invalid files), "
