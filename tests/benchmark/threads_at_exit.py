@@ -22,7 +22,9 @@ def _report() -> None:
             names.append((task / "comm").read_text().strip())
         except OSError:  # the thread ended meanwhile
             continue
-    print(f"{MARKER} (rank {os.environ.get('RANK', '0')}): {names}", file=sys.stderr, flush=True)
+    # One write: both ranks share the launcher's stderr.
+    sys.stderr.write(f"{MARKER} (rank {os.environ.get('RANK', '0')}): {names}\n")
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":
