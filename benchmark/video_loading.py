@@ -7,17 +7,22 @@ Public API (stable; the ``mit-bench`` runner and the metric modules call it):
   uint8 or float (the caller states the data range of float arrays).
 - ``describe(video) -> str``: a short name for error messages.
 - ``num_video_frames(video) -> int``.
-- ``iter_frame_chunks(video, chunk_size) -> Iterator[np.ndarray]``: consecutive chunks covering the whole video,
-  so a 1080p clip is never held in memory whole.
+- ``iter_frame_chunks(video, chunk_size, num_frames=None, size=None) -> Iterator[np.ndarray]``: consecutive
+  chunks covering the whole video, so a 1080p clip is never held in memory whole; ``size=(height, width)``
+  brings the frames to that size with the project's geometry (:meth:`FrameTransform.cover`: scale to cover,
+  centre crop; mp4 frames are scaled by FFmpeg while converted from YUV, as the training view does). Decoding
+  uses torch's thread count (``torch.set_num_threads``), so one setting bounds a whole evaluation.
 - ``check_pair(prediction, reference, truncate=False) -> int``: the number of frames to compare; raises
   ``ValueError`` naming both videos when frame counts differ (unless ``truncate``).
+- ``transform_frames(frames, transform) -> np.ndarray``: ``(N, H, W, 3)`` frames through a
+  :class:`FrameTransform` (bilinear, antialiased), as arrays.
 - ``check_frame_counts(what, count, other, other_count, truncate=False) -> int``: the same rule for a video
   against annotations (speaker sync) or any other pairing.
+- ``resize_frames(frames, height, width, antialias=False) -> torch.Tensor``: bilinear float resize of
+  ``(N, C, H, W)`` frames (``F.interpolate``, ``align_corners=False``: the FVD reference preprocessing).
 
 Frame counts are always *decoded* frames (:func:`mit_dataset.video_io.probe_video`), never a container's
 header count, which stream-copy cuts get wrong.
-- ``resize_frames(frames, height, width, antialias=False) -> torch.Tensor``: bilinear float resize of
-  ``(N, C, H, W)`` frames (``F.interpolate``, ``align_corners=False``: the FVD reference preprocessing).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mit_dataset.geometry import FrameTransform
 from mit_dataset.video_io import iter_video_frames, probe_video
 
 VideoInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor
@@ -60,22 +66,24 @@ def num_video_frames(video: VideoInput) -> int:
 
 
 def iter_frame_chunks(
-    video: VideoInput, chunk_size: int, num_frames: int | None = None
+    video: VideoInput, chunk_size: int, num_frames: int | None = None, size: tuple[int, int] | None = None
 ) -> Iterator[np.ndarray]:
-    """Consecutive ``(<=chunk_size, H, W, 3)`` chunks of the first ``num_frames`` frames (all by default)."""
+    """Consecutive ``(<=chunk_size, H, W, 3)`` chunks of the first ``num_frames`` frames (all by default), at
+    ``size = (H, W)`` when given (see the module docstring)."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     if _is_array(video):
         array = _as_array(video)[:num_frames]
+        transform = FrameTransform.cover(*array.shape[1:3], *(size or array.shape[1:3]))
         for start in range(0, len(array), chunk_size):
-            yield array[start : start + chunk_size]
+            yield transform_frames(array[start : start + chunk_size], transform)
         return
     if isinstance(video, (str, os.PathLike)) and not os.path.isfile(video):
         raise FileNotFoundError(f"video file {str(video)!r} does not exist")
     # One decoding pass (seeking per chunk would re-decode from the previous keyframe every time), frames as
     # displayed and in decode order: what the dataset rows (torchcodec) give.
     chunk: list[np.ndarray] = []
-    for frame in iter_video_frames(video, 0, num_frames):
+    for frame in iter_video_frames(video, 0, num_frames, size=size, threads=torch.get_num_threads()):
         chunk.append(frame)
         if len(chunk) == chunk_size:
             yield np.stack(chunk)
@@ -108,6 +116,15 @@ def check_pair(prediction: VideoInput, reference: VideoInput, truncate: bool = F
         num_video_frames(reference),
         truncate,
     )
+
+
+def transform_frames(frames: np.ndarray, transform: FrameTransform) -> np.ndarray:
+    """``(N, H, W, 3)`` frames (uint8, or float in [0, 1]) resized and cropped by ``transform``
+    (:meth:`FrameTransform.apply_frames`: bilinear, antialiased); returned as they are for the identity."""
+    if transform.is_identity:
+        return frames
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return transform.apply_frames(tensor).permute(0, 2, 3, 1).numpy()
 
 
 def resize_frames(frames: torch.Tensor, height: int, width: int, antialias: bool = False) -> torch.Tensor:

@@ -162,15 +162,21 @@ def iter_frames(source, transform: FrameTransform, name: str = "<video>", thread
         stream = container.streams.video[0]
         stream.thread_type = "SLICE" if threads == 1 else "AUTO"
         stream.thread_count = threads
-        top, left = transform.offset_y, transform.offset_x
         for frame in container.decode(stream):
             if (frame.height, frame.width) != (transform.src_height, transform.src_width):
                 raise ValueError(f"{name}: frame is {frame.width}x{frame.height}, expected "
                                  f"{transform.src_width}x{transform.src_height}")  # fmt: skip
-            rgb = frame.reformat(
-                width=transform.resized_width,
-                height=transform.resized_height,
-                format="rgb24",
-                interpolation="BILINEAR",
-            ).to_ndarray()
-            yield rgb[top : top + transform.height, left : left + transform.width]
+            yield rgb_frame(frame, transform)
+
+
+def rgb_frame(frame: av.VideoFrame, transform: FrameTransform) -> np.ndarray:
+    """One decoded frame resized and cropped by ``transform`` as ``(H, W, 3)`` uint8 RGB (FFmpeg scales while
+    converting from YUV; a view into the converted frame)."""
+    rgb = frame.reformat(
+        width=transform.resized_width,
+        height=transform.resized_height,
+        format="rgb24",
+        interpolation="BILINEAR",
+    ).to_ndarray()
+    top, left = transform.offset_y, transform.offset_x
+    return rgb[top : top + transform.height, left : left + transform.width]

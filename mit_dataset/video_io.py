@@ -57,21 +57,35 @@ def regular_frame_step(stream) -> Fraction | None:
     return 1 / (rate * stream.time_base)
 
 
-def display_rgb(frame: av.VideoFrame) -> np.ndarray:
+def display_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB as shown: the display matrix's rotation (counter-clockwise) applied, as the
-    FFmpeg CLI and torchcodec do."""
-    rgb = frame.to_ndarray(format="rgb24")
+    FFmpeg CLI and torchcodec do; at ``size = (height, width)`` when given, scaled to cover it and centre-cropped
+    (:meth:`FrameTransform.cover`; FFmpeg scales while converting from YUV, as the training view does)."""
+    from .frame_decoder import rgb_frame
+    from .geometry import FrameTransform
+
     turns = round(getattr(frame, "rotation", 0) or 0) % 360 // 90
-    return np.rot90(rgb, turns) if turns else rgb
+    if size is not None and not turns:
+        return rgb_frame(frame, FrameTransform.cover(frame.height, frame.width, *size))
+    rgb = frame.to_ndarray(format="rgb24")
+    rgb = np.rot90(rgb, turns) if turns else rgb
+    if size is None:
+        return rgb
+    import torch
+
+    transform = FrameTransform.cover(*rgb.shape[:2], *size)
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    return transform.apply_frames(tensor)[0].permute(1, 2, 0).numpy()
 
 
 def iter_decoded_frames(
-    source: VideoSource, start: int = 0, count: int | None = None
+    source: VideoSource, start: int = 0, count: int | None = None, threads: int = 0
 ) -> Iterator[av.VideoFrame]:
     """Yield decoded frames ``[start, start + count)`` as the decoder gives them (``av.VideoFrame`` in the
     stream's own pixel format, display rotation not applied), frame ``i`` being the ``i``-th frame that
-    decodes (the order every decoder agrees on, also across timestamp gaps). Work that stays in the stream's
-    pixel format (re-encoding: :func:`write_video`; scaling with ``frame.reformat``) takes them as they are.
+    decodes (the order every decoder agrees on, also across timestamp gaps), decoded with ``threads`` threads
+    (0: FFmpeg's choice). Work that stays in the stream's pixel format (re-encoding: :func:`write_video`;
+    scaling with ``frame.reformat``) takes them as they are.
 
     Regular files (see :func:`regular_frame_step`) are entered by seeking to the keyframe before
     ``start``, so the cost depends on ``count`` and the GOP size; others are decoded from the beginning.
@@ -82,7 +96,8 @@ def iter_decoded_frames(
             if not container.streams.video:
                 raise ValueError(f"{_describe(source)}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "SLICE" if threads == 1 else "AUTO"
+            stream.thread_count = threads
             step = regular_frame_step(stream) if start > 0 else None
             first_pts = stream.start_time or 0
             if step is not None:
@@ -103,11 +118,17 @@ def iter_decoded_frames(
         raise ValueError(f"{_describe(source)}: not a readable video ({error})") from error
 
 
-def iter_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+def iter_video_frames(
+    source: VideoSource,
+    start: int = 0,
+    count: int | None = None,
+    size: tuple[int, int] | None = None,
+    threads: int = 0,
+) -> Iterator[np.ndarray]:
     """Yield frames ``[start, start + count)`` (see :func:`iter_decoded_frames`) as displayed ``(H, W, 3)``
-    uint8 RGB (:func:`display_rgb`)."""
-    for frame in iter_decoded_frames(source, start, count):
-        yield display_rgb(frame)
+    uint8 RGB, at ``size`` when given (:func:`display_rgb`)."""
+    for frame in iter_decoded_frames(source, start, count, threads):
+        yield display_rgb(frame, size)
 
 
 def read_video_frames(source: VideoSource, start: int = 0, count: int | None = None) -> np.ndarray:

@@ -20,7 +20,8 @@ Args:
     data_range (`float`, optional): R; default 255 (decoded uint8 frames).
     max_db (`float`, optional): per-frame clamp, default 100 dB; None keeps inf.
     truncate (`bool`): compare the common prefix when frame counts differ (default: error).
-    resize_prediction (`bool`): resize predictions to the reference size (default: error when sizes differ).
+    size (`list` of 2 `int`, optional): [height, width] to compare at: both videos are scaled to cover it and
+        centre-cropped (the MIT benchmark's evaluation size, e.g. [384, 640]); default: sizes must match.
     device (`str`, optional): torch device; default cuda when available.
 Returns:
     psnr (`float`): mean over videos of the per-video mean PSNR in dB.
@@ -59,7 +60,7 @@ class Psnr(evaluate.Metric):
         data_range=None,
         max_db=100.0,
         truncate=False,
-        resize_prediction=False,
+        size=None,
         device=None,
     ):
         return mean_over_videos(
@@ -69,6 +70,6 @@ class Psnr(evaluate.Metric):
             max_value=max_db,
             data_range=data_range,
             truncate=truncate,
-            resize_prediction=resize_prediction,
+            size=tuple(size) if size is not None else None,
             device=device,
         )

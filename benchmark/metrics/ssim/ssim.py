@@ -23,10 +23,9 @@ Args:
     convention (`str`): "gaussian_rgb" (default) or "grayscale_7x7".
     data_range (`float`, optional): default 255 (decoded uint8 frames).
     truncate (`bool`): compare the common prefix when frame counts differ (default: error).
-    resize_prediction (`bool`): resize predictions to the reference size (default: error when sizes differ).
+    size (`list` of 2 `int`, optional): [height, width] to compare at: both videos are scaled to cover it and
+        centre-cropped (the MIT benchmark's evaluation size, e.g. [384, 640]); default: sizes must match.
     device (`str`, optional): torch device; default cuda when available.
-    compile (`bool`): run SSIM through torch.compile: several times faster on CPU after a one-off
-        compilation of tens of seconds per frame size (needs a C++ compiler); same values.
 Returns:
     ssim (`float`): mean over videos of the per-video mean SSIM.
     ssim_per_video (`list` of `float`), convention (`str`), num_videos (`int`), num_frames (`int`).
@@ -67,9 +66,8 @@ class Ssim(evaluate.Metric):
         convention="gaussian_rgb",
         data_range=None,
         truncate=False,
-        resize_prediction=False,
+        size=None,
         device=None,
-        compile=False,
     ):
         if convention not in SSIM_CONVENTIONS:
             raise ValueError(f"convention must be one of {SSIM_CONVENTIONS}, got {convention!r}")
@@ -80,8 +78,7 @@ class Ssim(evaluate.Metric):
             data_range=data_range,
             ssim_convention=convention,
             truncate=truncate,
-            resize_prediction=resize_prediction,
+            size=tuple(size) if size is not None else None,
             device=device,
-            compile=compile,
         )
         return {**result, "convention": convention}
