@@ -1,9 +1,9 @@
 """The ``mit-bench`` commands: validate, score and rank MIT benchmark submissions, and make them.
 
-    mit-bench predict   --model DIR --dataset DIR_OR_ID --out PREDICTIONS_DIR
-    mit-bench validate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR
+    mit-bench predict   --model DIR --dataset DIR_OR_ID --out PREDICTIONS_DIR [--eval-size 640x384]
+    mit-bench validate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR [--eval-size 640x384]
     mit-bench evaluate  --dataset DIR_OR_ID --predictions PREDICTIONS_DIR --out results.json [--i3d I3D.pt]
-                        [--model-card README.md] [--allow-partial]
+                        [--model-card README.md] [--allow-partial] [--eval-size 640x384]
     mit-bench leaderboard SUBMISSIONS_DIR --out leaderboard.md|html [--dataset DIR_OR_ID]
 
 ``evaluate`` and ``predict`` spread their clips over processes: ``accelerate launch --multi_gpu ...`` on GPUs,
@@ -18,7 +18,26 @@ import sys
 from pathlib import Path
 
 from .archives import ExtractionLimits
+from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .scoring import METRICS
+
+
+def _evaluation_size(text: str) -> EvaluationSize:
+    try:
+        return EvaluationSize.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_evaluation_size(parser, what: str) -> None:
+    parser.add_argument(
+        "--eval-size",
+        type=_evaluation_size,
+        default=PAPER_EVALUATION_SIZE,
+        metavar="WIDTHxHEIGHT",
+        help=f"the evaluation size: {what} (default: %(default)s, the paper's); every video is scaled to cover "
+        "it and centre-cropped",
+    )
 
 
 def _add_dataset(parser) -> None:
@@ -76,12 +95,14 @@ def add_commands(sub) -> None:
         action="store_true",
         help="write a model card from incomplete results, labelled PARTIAL",
     )
+    _add_evaluation_size(evaluate, "predictions and ground truth are compared at this size")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
     validate = sub.add_parser("validate", help="check a predictions folder without scoring it")
     _add_dataset(validate)
     validate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
+    _add_evaluation_size(validate, "predictions must be at this size or at their clip's own size")
     validate.set_defaults(run=_validate)
 
     predict = sub.add_parser("predict", help="run a CovOG pipeline on every test clip (resumable)")
@@ -104,10 +125,13 @@ def add_commands(sub) -> None:
         default=None,
         help="generate only this many frames per clip (debugging: not a valid submission; default: all)",
     )
+    _add_evaluation_size(predict, "predictions are written at this size")
     predict.add_argument(
-        "--height", type=int, default=None, help="generation height (default: the pipeline's)"
+        "--height", type=int, default=None, help="generation height (default: the evaluation size's)"
     )
-    predict.add_argument("--width", type=int, default=None, help="generation width (default: the pipeline's)")
+    predict.add_argument(
+        "--width", type=int, default=None, help="generation width (default: the evaluation size's)"
+    )
     predict.add_argument("--clips", default=None, help="comma-separated clip ids (default: all test clips)")
     predict.add_argument("--no-iad", action="store_true", help="ablation: Interactive Audio Driver off")
     predict.add_argument("--joint-pose", action="store_true", help="ablation: single joint pose guider")
@@ -173,9 +197,9 @@ def add_commands(sub) -> None:
 
 
 def _evaluate(args) -> int:
-    from .model_card import PartialResultsError, write_model_card
     from mit_dataset.distributed import distributed_command
 
+    from .model_card import PartialResultsError, write_model_card
     from .predict import model_name_from_manifest
     from .scoring import evaluate_submission
 
@@ -196,6 +220,7 @@ def _evaluate(args) -> int:
             progress=not args.no_progress,
             cache_dir=args.cache_dir,
             consistency_model=args.consistency_model,
+            evaluation_size=args.eval_size,
         )
     if not state.is_main_process:
         return 0
@@ -221,7 +246,9 @@ def _validate(args) -> int:
     from .submission import clip_specs, load_test_split, validate_submission
 
     report = validate_submission(
-        args.predictions, clip_specs(load_test_split(args.dataset, args.config, args.cache_dir))
+        args.predictions,
+        clip_specs(load_test_split(args.dataset, args.config, args.cache_dir)),
+        args.eval_size,
     )
     print(report.format())
     return 0 if report.ok else 1
@@ -254,6 +281,7 @@ def _predict(args) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             state=state,
+            evaluation_size=args.eval_size,
         )
     if state.is_main_process:
         print(

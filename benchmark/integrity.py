@@ -26,6 +26,7 @@ import numpy as np
 
 from mit_dataset.features import DIFFICULTIES, SUBSETS
 
+from .protocol import EvaluationSize
 from .scoring import METRICS, PSNR_MAX_DB, RESULTS_FORMAT, TABLE_ROWS
 
 #: Relative (and absolute) tolerance when a table cell is recomputed from ``per_clip`` (JSON keeps float64).
@@ -82,7 +83,18 @@ def _check_header(data) -> list[str]:
     if not isinstance(data, dict):
         raise ResultsError(f"results file is not a JSON object (got {type(data).__name__})")
     if data.get("format") != RESULTS_FORMAT:
-        raise ResultsError(f"field 'format' is {_short(data.get('format'))}, expected {RESULTS_FORMAT!r}")
+        hint = (
+            " (scored before evaluation sizes were recorded: evaluate again)"
+            if data.get("format") == ("mit-bench-results/1")
+            else ""
+        )
+        raise ResultsError(
+            f"field 'format' is {_short(data.get('format'))}, expected {RESULTS_FORMAT!r}{hint}"
+        )
+    try:
+        EvaluationSize.from_dict(data.get("evaluation_size"))
+    except ValueError as error:
+        raise ResultsError(f"field 'evaluation_size': {error}") from None
     for key, kind in {"dataset": str, "config": str, "num_expected": int, "num_scored": int, "complete": bool,
                       "metrics": list, "skipped": dict, "conventions": dict, "problems": list, "table": list,
                       "per_clip": list}.items():  # fmt: skip

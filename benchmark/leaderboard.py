@@ -306,8 +306,26 @@ def build_leaderboard(
         )
     else:
         candidates = _same_test_set(candidates, rejected, board)
+    candidates = _same_evaluation_size(candidates, rejected)
     board.entries = _ranked(_eligible(candidates, rejected, board, allow_partial, verified_only), board)
     return board
+
+
+def _same_evaluation_size(entries: list[Entry], rejected: list) -> list[Entry]:
+    """Keep the entries scored at the evaluation size most entries share (:mod:`benchmark.protocol`): values
+    at different sizes are not comparable; reject the others."""
+    if not entries:
+        return entries
+    reference, _ = Counter(e.results.evaluation_size for e in entries).most_common(1)[0]
+    for entry in entries:
+        if entry.results.evaluation_size != reference:
+            rejected.append(
+                (
+                    entry.path,
+                    f"scored at evaluation size {entry.results.evaluation_size}, the other entries at {reference}",
+                )
+            )
+    return [e for e in entries if e.results.evaluation_size == reference]
 
 
 def _eligible(

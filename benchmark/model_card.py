@@ -42,7 +42,7 @@ def eval_results(results: BenchmarkResults, dataset_id: str = DEFAULT_DATASET_ID
             value = row.get(metric)
             if value is None:
                 continue
-            args = {"n_clips": row["n"]}
+            args = {"n_clips": row["n"], "evaluation_size": str(results.evaluation_size)}
             if metric == "fvd":
                 args["n_features"] = row["fvd_n"]
             out.append(
@@ -72,6 +72,10 @@ def _card_text(results: BenchmarkResults) -> str:
             "",
         ]
     lines += [results.markdown(), ""]
+    lines.append(
+        f"- Evaluation size: {results.evaluation_size} (width x height): every generated and ground-truth video "
+        "is scaled to cover it and centre-cropped before scoring; values at other sizes are not comparable."
+    )
     for name, text in results.conventions.items():
         lines.append(f"- {METRIC_LABELS.get(name, name)}: {text}")
     lines.append("")

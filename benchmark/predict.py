@@ -9,6 +9,11 @@ are kept in ``predict_config.json``; resuming with other settings is refused (it
 gets its own generator seeded from ``seed`` and the clip id, so the output of a clip does not depend on
 which clips ran before it, on resuming, or on how clips are split over ``accelerate`` processes.
 
+Predictions are written at the evaluation size (:mod:`benchmark.protocol`, 640x384 by default), which is also
+the default generation size (the paper generates at 640x384). Another generation size must have the same
+aspect ratio: its frames are then resized to the evaluation size with the cover transform, and any other
+shape would show another part of the clip than the ground truth does.
+
 Ablations (the paper's AnimateAnyone-style rows): ``disable_iad=True`` runs the loaded pipeline with its
 Interactive Audio Drivers removed, ``joint_pose=True`` with the persons' pose maps composited and encoded
 once (the single pose guider); see :func:`ablations`. A separately trained ablation model is simply another
@@ -30,8 +35,10 @@ from mit_dataset.atomic import atomic_write_text, remove_stale_temporaries
 from mit_dataset.claims import claim, remove_stale_claims
 from mit_dataset.safe_names import child_path
 
+from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .scoring import distributed_state
-from .submission import ClipSpec, check_shape, clip_specs, load_test_split
+from .submission import ClipSpec, clip_specs, load_test_split
+from .video_loading import transform_frames
 
 MANIFEST = "predict_config.json"
 
@@ -49,8 +56,8 @@ def clip_seed(seed: int, clip_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(clip_id.encode())) % (2**31)
 
 
-def is_finished(path: Path, spec: ClipSpec) -> bool:
-    """A prediction file that exists and has the clip's frame count and size (fps is the writer's)."""
+def is_finished(path: Path, spec: ClipSpec, evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE) -> bool:
+    """A prediction file that exists with the clip's frame count at the evaluation size (fps is the writer's)."""
     from mit_dataset.video_io import probe_video
 
     if not path.is_file():
@@ -59,7 +66,42 @@ def is_finished(path: Path, spec: ClipSpec) -> bool:
         info = probe_video(path)
     except ValueError:
         return False
-    return not check_shape(spec, info.num_frames, info.height, info.width)
+    return (info.num_frames, info.height, info.width) == (spec.num_frames, *evaluation_size.size)
+
+
+#: Largest relative difference between the generation and evaluation aspect ratios (rounding to whole pixels).
+ASPECT_TOLERANCE = 0.02
+
+
+def _same_shape(height: int, width: int, evaluation_size: EvaluationSize) -> bool:
+    return abs((width / height) / (evaluation_size.width / evaluation_size.height) - 1) <= ASPECT_TOLERANCE
+
+
+def generation_size(
+    pipeline, height: int | None, width: int | None, evaluation_size: EvaluationSize
+) -> tuple[int, int]:
+    """``(height, width)`` to generate at: the given size, which must have the evaluation size's aspect ratio
+    (``ValueError`` otherwise: its frames would show another part of the clip than the ground truth); else the
+    pipeline's own (``generation_defaults``) when it has that shape, so a small model runs at its size; else the
+    evaluation size."""
+    if height is not None or width is not None:
+        if height is None or width is None:
+            raise ValueError(f"give both the generation height and width or neither, got {height}x{width}")
+        if not _same_shape(height, width, evaluation_size):
+            raise ValueError(
+                f"generation size {width}x{height} has another aspect ratio than the evaluation size "
+                f"{evaluation_size}: its frames would show another part of the clip than the ground truth; "
+                f"generate at {evaluation_size} or at a size of the same shape"
+            )
+        return height, width
+    native = getattr(pipeline, "generation_defaults", {})
+    if (
+        native.get("height")
+        and native.get("width")
+        and _same_shape(native["height"], native["width"], evaluation_size)
+    ):
+        return native["height"], native["width"]
+    return evaluation_size.height, evaluation_size.width
 
 
 def load_pipeline(model_dir: str | Path, device: str = "cpu", dtype=None):
@@ -146,18 +188,6 @@ def _check_settings(manifest: Path, settings: dict, overwrite: bool) -> None:
         )
 
 
-def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Float ``(F, h, w, 3)`` frames resized to the clip size (bilinear, antialiased) when they differ."""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    import torch
-    import torch.nn.functional as F
-
-    tensor = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2)
-    tensor = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    return tensor.clamp(0, 1).permute(0, 2, 3, 1).numpy()
-
-
 def predict_submission(
     pipeline,
     dataset,
@@ -178,15 +208,16 @@ def predict_submission(
     progress: bool = True,
     state=None,
     pipeline_kwargs: dict | None = None,
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
 ) -> PredictSummary:
     """Generate ``{clip_id}.mp4`` in ``out_dir`` for every test clip (or ``clip_ids``), skipping finished
     ones unless ``overwrite`` (then only clips finished before this call started are redone). ``num_frames``
     limits the generated length (then the submission is only valid against a dataset cut the same way: leave
     it ``None`` for a real submission). With an ``accelerate`` ``state`` of several processes, the clips are
-    split between them. ``height``/``width``: the generation size (default: the pipeline's for the clip);
-    frames are resized to the clip's size before writing, since a submission must match the ground truth.
-    ``num_inference_steps`` / ``guidance_scale`` default to the pipeline's ``generation_defaults`` (recorded in
-    the manifest).
+    split between them. ``height``/``width``: the generation size (default: the pipeline's own when it has
+    the evaluation size's shape, else ``evaluation_size``; see :func:`generation_size`); the mp4s are written
+    at ``evaluation_size``. ``num_inference_steps`` / ``guidance_scale`` default to the pipeline's
+    ``generation_defaults`` (recorded in the manifest).
 
     Concurrent runs on one ``out_dir`` (other processes, other hosts on a shared filesystem) share the work:
     each clip is claimed (:func:`mit_dataset.claims.claim`) before it is generated; a clip another worker is
@@ -194,10 +225,13 @@ def predict_submission(
 
     Raises:
         UnsafeNameError: a test clip id cannot be a file name in ``out_dir`` (e.g. ``../x``), before any work.
-        ValueError: unknown ``clip_ids``, or ``out_dir`` holds predictions made with other settings.
+        ValueError: unknown ``clip_ids``, ``out_dir`` holds predictions made with other settings, or the
+            generation size has another aspect ratio than ``evaluation_size``.
     """
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
+
+    height, width = generation_size(pipeline, height, width, evaluation_size)
 
     state = state or distributed_state()
     out_dir = Path(out_dir)
@@ -226,6 +260,7 @@ def predict_submission(
         "num_frames": num_frames,
         "height": height,
         "width": width,
+        "evaluation_size": str(evaluation_size),
         "disable_iad": disable_iad,
         "joint_pose": joint_pose,
         **{k: v for k, v in extra.items() if isinstance(v, (int, float, str, bool))},
@@ -237,13 +272,16 @@ def predict_submission(
 
     def finished(spec: ClipSpec) -> bool:
         path = paths[spec.clip_id]
-        return is_finished(path, spec) and (not overwrite or path.stat().st_mtime_ns >= started_ns)
+        return is_finished(path, spec, evaluation_size) and (
+            not overwrite or path.stat().st_mtime_ns >= started_ns
+        )
 
     index = {clip_id: i for i, clip_id in enumerate(test["clip_id"])}
     generation = dict(
         num_frames=num_frames,
         height=height,
         width=width,
+        evaluation_size=evaluation_size,
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
         seed=seed,
@@ -286,9 +324,19 @@ def predict_submission(
 
 
 def _generate_clip(
-    pipeline, row: dict, spec: ClipSpec, path: Path, *, num_frames, height, width, seed, **call_kwargs
+    pipeline,
+    row: dict,
+    spec: ClipSpec,
+    path: Path,
+    *,
+    num_frames,
+    height,
+    width,
+    evaluation_size: EvaluationSize,
+    seed,
+    **call_kwargs,
 ) -> None:
-    """Run the pipeline on one test row and write its mp4 (resized to the clip's size) atomically."""
+    """Run the pipeline on one test row and write its mp4 (at the evaluation size) atomically."""
     import torch
 
     from covog_diffusers.video_export import export_to_video
@@ -296,7 +344,8 @@ def _generate_clip(
     inputs = pipeline.inputs_from_mit_row(row, num_frames=num_frames, height=height, width=width)
     generator = torch.Generator(device="cpu").manual_seed(clip_seed(seed, spec.clip_id))
     output = pipeline(**inputs, generator=generator, output_type="np", **call_kwargs)
-    frames = _resize(np.asarray(output.frames[0], dtype=np.float32), spec.height, spec.width)
+    frames = np.asarray(output.frames[0], dtype=np.float32)
+    frames = transform_frames(frames, evaluation_size.transform(*frames.shape[1:3]))
     export_to_video(
         frames, path, fps=spec.fps, audio=inputs.get("audio"), sample_rate=inputs.get("sample_rate", 16_000)
     )

@@ -2,6 +2,11 @@
 Table 2 cell (easy / challenging / all x two-human / multi-human / all), with ``accelerate`` spreading the
 clips over processes.
 
+Every clip is scored at the evaluation size (:mod:`benchmark.protocol`, 640x384 by default): the ground truth
+is decoded straight to it through the cover transform (FFmpeg scaling, as the training view does), a
+prediction at the clip's own size the same way, and speaker sync's face boxes follow the same transform. The
+size is recorded in the results (``evaluation_size``).
+
 Every process validates the submission (cheap), scores its share of the clips
 (``PartialState.split_between_processes``), and the per-clip values and I3D features are gathered
 (``gather_object``) so that every process ends with the same :class:`BenchmarkResults`; only the main
@@ -23,7 +28,9 @@ from mit_dataset.atomic import atomic_write_text
 from mit_dataset.distributed import distributed_state
 
 from .fingerprint import fingerprint_test_split
+from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .submission import (
+    DECODE_CHUNK_FRAMES,
     ClipSpec,
     Problem,
     ValidationReport,
@@ -34,8 +41,10 @@ from .submission import (
     load_test_split,
     validate_submission,
 )
+from .video_loading import iter_frame_chunks
 
-RESULTS_FORMAT = "mit-bench-results/1"
+#: Version 2 added ``evaluation_size``; version 1 files were scored at each clip's own size.
+RESULTS_FORMAT = "mit-bench-results/2"
 
 #: Table 2 rows: test difficulty x subset, with "all" unions (the paper's table is the first two blocks).
 DIFFICULTY_ROWS = ("easy", "challenging", "all")
@@ -72,6 +81,7 @@ class BenchmarkResults:
     conventions: dict[str, str]
     problems: list[dict]
     model: str = ""
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     test_set: dict = field(default_factory=dict)  # benchmark.fingerprint: which test split this was scored on
 
@@ -96,6 +106,7 @@ class BenchmarkResults:
             "model": self.model,
             "dataset": self.dataset,
             "config": self.config,
+            "evaluation_size": self.evaluation_size.to_dict(),
             "predictions_dir": self.predictions_dir,
             "created": self.created,
             "complete": self.complete,
@@ -129,6 +140,7 @@ class BenchmarkResults:
             conventions=data["conventions"],
             problems=data["problems"],
             model=data.get("model", ""),
+            evaluation_size=EvaluationSize.from_dict(data["evaluation_size"]),
             created=data.get("created", ""),
             test_set=data.get("test_set") or {},
         )
@@ -162,7 +174,10 @@ class BenchmarkResults:
         header = ["Test set", "Subset", "N"] + [
             METRIC_LABELS[m] + (" ↑" if METRICS[m] else " ↓") for m in columns
         ]
-        lines = [f"**{self.model or 'submission'}** on MIT test ({self.status_line()})", ""]
+        lines = [
+            f"**{self.model or 'submission'}** on MIT test at {self.evaluation_size} ({self.status_line()})",
+            "",
+        ]
         for name, reason in self.skipped.items():
             lines.append(f"- {METRIC_LABELS.get(name, name)} skipped: {reason}")
         if self.skipped:
@@ -198,7 +213,8 @@ def _json_safe(row: dict) -> dict:
 
 
 class ClipScorer:
-    """Per-clip metric values and I3D features (the FVD is a set statistic, computed per table cell)."""
+    """Per-clip metric values and I3D features (the FVD is a set statistic, computed per table cell), of
+    frames at ``evaluation_size``."""
 
     def __init__(
         self,
@@ -207,9 +223,11 @@ class ClipScorer:
         device="cpu",
         trust_detector=False,
         consistency_model=None,
+        evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
     ):
         self.metrics = [m for m in METRICS if m in metrics]
         self.device = device
+        self.evaluation_size = evaluation_size
         self.i3d = None
         self.detector_name = ""
         self.consistency = None
@@ -345,21 +363,23 @@ def _video_source(value: dict):
 
 
 def _score_one(scorer: ClipScorer, spec: ClipSpec, row: dict, path: Path):
-    """``(record, features, problems)`` for one clip; submission problems are returned, never raised."""
-    from mit_dataset.video_io import read_video_frames
-
+    """``(record, features, problems)`` for one clip of a validated submission, both videos at the scorer's
+    evaluation size; submission problems are returned, never raised."""
+    size = scorer.evaluation_size
     try:
-        prediction = np.array(load_prediction_frames(path))  # a copy: .npy files are memory-mapped read-only
+        prediction = np.array(load_prediction_frames(path, size))  # a copy: .npy files are memory-mapped
     except ValueError as error:
         return None, None, [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {error}")]
-    problems = check_frames(spec, prediction)  # decoded, so frame counts are exact here
+    problems = check_frames(spec, prediction, evaluation_size=size)  # decoded, so frame counts are exact here
     if problems:
         return None, None, problems
-    target = read_video_frames(_video_source(row["video"]))
+    target = np.concatenate(
+        list(iter_frame_chunks(_video_source(row["video"]), DECODE_CHUNK_FRAMES, size=size.size))
+    )
     if target.shape != prediction.shape:
         raise ValueError(
-            f"clip {spec.clip_id}: ground-truth video decodes to {target.shape}, the dataset row says "
-            f"{(spec.num_frames, spec.height, spec.width, 3)}"
+            f"clip {spec.clip_id}: ground-truth video decodes to {target.shape[0]} frames of "
+            f"{target.shape[2]}x{target.shape[1]} at evaluation size {size}, expected {spec.num_frames} frames"
         )
     values, features = scorer.score(prediction, target, row)
     bad = [name for name, value in values.items() if value is not None and not math.isfinite(value)]
@@ -434,10 +454,12 @@ def evaluate_submission(
     progress: bool = True,
     cache_dir: str | None = None,
     consistency_model: str | None = None,
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
 ) -> tuple[BenchmarkResults, ValidationReport]:
-    """Validate and score a submission. FVD is included only when an I3D file is given (argument or
-    ``$MIT_BENCH_I3D``), otherwise ``results.skipped["fvd"]`` says why. Clips with problems are left out and
-    the results are then marked incomplete (``results.complete`` is False)."""
+    """Validate and score a submission at ``evaluation_size`` (:mod:`benchmark.protocol`). FVD is included
+    only when an I3D file is given (argument or ``$MIT_BENCH_I3D``), otherwise ``results.skipped["fvd"]`` says
+    why. Clips with problems are left out and the results are then marked incomplete (``results.complete`` is
+    False)."""
     metrics = [m for m in METRICS if m in metrics]
     skipped = {}
     if "fvd" in metrics:
@@ -454,7 +476,7 @@ def evaluate_submission(
             )
     test = load_test_split(dataset, config, cache_dir=cache_dir)
     specs = clip_specs(test)
-    report = validate_submission(predictions_dir, specs)
+    report = validate_submission(predictions_dir, specs, evaluation_size)
     valid = set(report.valid)
     state = state or distributed_state()
     scorer = ClipScorer(
@@ -463,6 +485,7 @@ def evaluate_submission(
         device=state.device,
         trust_detector=trust_detector,
         consistency_model=consistency_model,
+        evaluation_size=evaluation_size,
     )
     scored = score_clips(
         test, predictions_dir, [s for s in specs if s.clip_id in valid], scorer, state, progress
@@ -493,5 +516,6 @@ def evaluate_submission(
         problems=[{"clip_id": p.clip_id, "kind": p.kind, "message": p.message} for p in report.problems],
         model=model_name,
         test_set=fingerprint_test_split(test),
+        evaluation_size=evaluation_size,
     )
     return results, report

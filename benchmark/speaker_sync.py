@@ -8,8 +8,10 @@ For each person ``p`` and frame ``t`` (``F`` frames):
 
 1. Mouth box: the lower-middle part of the face box -- rows ``[0.5, 0.85]`` of its height and columns
    ``[0.25, 0.75]`` of its width (``MOUTH_REGION``; it holds the mouth both for tight face boxes and for the
-   enlarged head boxes of MIT annotations, where the face spans about the middle 60 %); boxes are given in the pixels of the video scored, or in those of an
-   ``annotation_size = (width, height)`` frame and rescaled to the video's size.
+   enlarged head boxes of MIT annotations, where the face spans about the middle 60 %); boxes are given in the
+   pixels of the video scored, or in those of an ``annotation_size = (width, height)`` frame, mapped to the
+   video by the project's geometry (:meth:`FrameTransform.cover`: the video is that frame scaled to cover
+   and centre-cropped, as the benchmark's evaluation size makes it; a plain rescale at equal aspect ratios).
 2. Motion energy ``e[p, t]``: mean absolute difference of luma (0..1) between frames ``t`` and ``t - 1`` inside
    the mouth box of frame ``t``, both sampled with the same box at ``CROP_SIZE`` (bilinear);
    ``e[p, 0] = e[p, 1]``. Then a centred moving average over ``smooth_frames`` frames (mouth motion alternates
@@ -32,8 +34,9 @@ Public API (stable; used by ``benchmark/metrics/speaker_sync`` and the ``mit-ben
 - ``score_video(video, face_boxes, speaking_scores, annotation_size=None, ...) -> dict``: ``{"speaker_sync",
   "per_person", "false_talking_rate", "threshold", "num_listening_frames", "num_speaking_frames"}``.
 - ``clip_speaker_sync(prediction, row) -> float | None``: the speaker-sync value of a generated video (path or
-  ``(F, H, W, 3)`` array) against an MIT dataset row (``persons[*].face_boxes`` / ``speaking_score`` in the
-  row's ``width x height`` pixels); None when no person's value is defined.
+  ``(F, H, W, 3)`` array, at the row's size or the evaluation size) against an MIT dataset row
+  (``persons[*].face_boxes`` / ``speaking_score`` in the row's ``width x height`` pixels); None when no
+  person's value is defined.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from benchmark.video_loading import (
     iter_frame_chunks,
     num_video_frames,
 )
+from mit_dataset.geometry import FrameTransform
 from mit_dataset.timeseries import centred_moving_average
 
 #: Mouth band as (top, bottom, left, right) fractions of the face box.
@@ -113,7 +117,7 @@ def mouth_motion_energy(
     """Unsmoothed mouth motion energy ``(P, F)`` of a video (path or ``(F, H, W, 3)`` array).
 
     ``face_boxes``: ``(P, F, 4)`` xyxy in video pixels, or in pixels of an ``annotation_size = (width, height)``
-    frame (rescaled to the video's size). The video must have ``F`` decoded frames, the rule psnr/ssim apply
+    frame (mapped by the cover transform to the video's size). The video must have ``F`` decoded frames, the rule psnr/ssim apply
     (:func:`~benchmark.video_loading.check_frame_counts`); with ``truncate`` the common prefix is scored.
     """
     boxes = _as_float_array(face_boxes, "face_boxes", (4,))
@@ -133,8 +137,8 @@ def mouth_motion_energy(
     for chunk in iter_frame_chunks(video, chunk_frames, num_frames):
         if previous is None:
             if annotation_size is not None:
-                height, width = chunk.shape[1:3]
-                boxes = boxes * np.tile([width / annotation_size[0], height / annotation_size[1]], 2)
+                transform = FrameTransform.cover(annotation_size[1], annotation_size[0], *chunk.shape[1:3])
+                boxes = transform.apply_boxes(boxes).astype(np.float64)
             mouths = torch.from_numpy(region_boxes(boxes, MOUTH_REGION)).float().to(device)  # (P, F, 4)
         frames = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
         scale = 255.0 if frames.dtype == torch.uint8 else 1.0
@@ -207,11 +211,11 @@ def score_video(
 
 
 def clip_speaker_sync(prediction: VideoInput, row: dict, **kwargs) -> float | None:
-    """Speaker sync of a generated video against an MIT row; boxes are rescaled from the row's size to the
-    prediction's. None when no person's correlation is defined."""
+    """Speaker sync of a generated video against an MIT row; boxes are mapped from the row's size to the
+    prediction's by the cover transform. None when no person's correlation is defined."""
     persons = row["persons"]
     face_boxes = np.stack([np.asarray(p["face_boxes"], np.float64) for p in persons])
     scores = np.stack([np.asarray(p["speaking_score"], np.float64) for p in persons])
-    size = (float(row["width"]), float(row["height"]))
+    size = (int(row["width"]), int(row["height"]))
     value = score_video(prediction, face_boxes, scores, annotation_size=size, **kwargs)["speaker_sync"]
     return value if np.isfinite(value) else None

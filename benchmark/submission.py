@@ -2,7 +2,8 @@
 
 A submission is a folder with one file per test clip, named by clip id: ``{clip_id}.mp4`` (H.264 or any
 codec FFmpeg reads) or ``{clip_id}.npy`` (raw frames, ``(F, H, W, 3)``, uint8 or float in [0, 1]; the fps of
-an ``.npy`` submission is taken to be the clip's). Each problem is reported, never raised, so one bad file
+an ``.npy`` submission is taken to be the clip's). Frames are at the evaluation size
+(:mod:`benchmark.protocol`, 640x384 by default) or at the clip's own size. Each problem is reported, never raised, so one bad file
 cannot stop the check midway; scoring then runs only on the clips that passed and marks its results
 incomplete when any did not.
 """
@@ -17,7 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from mit_dataset.features import DIFFICULTIES, SUBSETS
-from mit_dataset.video_io import probe_video, read_video_frames
+from mit_dataset.video_io import probe_video
+
+from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
+from .video_loading import iter_frame_chunks, transform_frames
 
 #: File suffixes a prediction may have, in order of preference.
 PREDICTION_SUFFIXES = (".mp4", ".npy")
@@ -29,10 +33,13 @@ PROBLEM_KINDS = (
     "duplicate",  # a clip has several prediction files (e.g. .mp4 and .npy)
     "unreadable",  # not a decodable video / array
     "frame_count",  # number of frames differs from the clip's
-    "resolution",  # width x height differs from the clip's
+    "resolution",  # width x height is neither the evaluation size nor the clip's
     "fps",  # frame rate differs from the clip's
     "nan",  # NaN / inf / out-of-range pixel values, or a metric that came out non-finite
 )
+
+#: Frames decoded per chunk when a whole video is read.
+DECODE_CHUNK_FRAMES = 64
 
 #: Frame rates closer than this are the same (mp4 time bases store 25 fps as e.g. 25/1 or 12800/512).
 FPS_TOLERANCE = 0.01
@@ -157,18 +164,22 @@ def prediction_files(predictions_dir: Path) -> dict[str, list[Path]]:
     return found
 
 
-def load_prediction_frames(path: Path) -> np.ndarray:
+def load_prediction_frames(path: Path, evaluation_size: EvaluationSize | None = None) -> np.ndarray:
     """Frames of one prediction file as ``(F, H, W, 3)``: uint8 from an mp4, the stored array (uint8 or float
-    in [0, 1], memory-mapped) from an ``.npy``; ``ValueError`` when unreadable."""
+    in [0, 1], memory-mapped) from an ``.npy``; brought to ``evaluation_size`` when given (cover transform; an
+    mp4 is scaled by FFmpeg while decoding, as the ground truth is). ``ValueError`` when unreadable."""
     path = Path(path)
     if path.suffix.lower() != ".npy":
-        return read_video_frames(path)
+        size = evaluation_size.size if evaluation_size else None
+        return np.concatenate(list(iter_frame_chunks(path, DECODE_CHUNK_FRAMES, size=size)))
     array = _load_npy(path)
     if array.ndim != 4 or array.shape[-1] != 3:
         raise ValueError(f"{path}: expected an (F, H, W, 3) array, got shape {array.shape}")
     if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{path}: dtype {array.dtype}, expected uint8 or float")
-    return array
+    if evaluation_size is None:
+        return array
+    return transform_frames(np.asarray(array), evaluation_size.transform(*array.shape[1:3]))
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -178,9 +189,14 @@ def _load_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable .npy array ({error})") from error
 
 
-def check_frames(spec: ClipSpec, frames: np.ndarray, fps: float | None = None) -> list[Problem]:
+def check_frames(
+    spec: ClipSpec,
+    frames: np.ndarray,
+    fps: float | None = None,
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
+) -> list[Problem]:
     """Problems of ``(F, H, W, 3)`` frames against ``spec``: shape, fps and (float) non-finite/out-of-range."""
-    problems = check_shape(spec, frames.shape[0], frames.shape[1], frames.shape[2], fps)
+    problems = check_shape(spec, frames.shape[0], frames.shape[1], frames.shape[2], fps, evaluation_size)
     if np.issubdtype(frames.dtype, np.floating):
         finite = np.isfinite(frames)
         if not finite.all():
@@ -205,9 +221,15 @@ def check_frames(spec: ClipSpec, frames: np.ndarray, fps: float | None = None) -
 
 
 def check_shape(
-    spec: ClipSpec, count: int, height: int, width: int, fps: float | None = None
+    spec: ClipSpec,
+    count: int,
+    height: int,
+    width: int,
+    fps: float | None = None,
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
 ) -> list[Problem]:
-    """Problems of a frame count / size / fps against ``spec`` (fps ``None``: not checked)."""
+    """Problems of a frame count / size / fps against ``spec`` (fps ``None``: not checked); the size must be
+    ``evaluation_size`` or the clip's own."""
     problems = []
     if count != spec.num_frames:
         problems.append(
@@ -215,12 +237,13 @@ def check_shape(
                 spec.clip_id, "frame_count", f"{spec.clip_id}: {count} frames, expected {spec.num_frames}"
             )
         )
-    if (width, height) != (spec.width, spec.height):
+    if not evaluation_size.accepts(height, width, spec.height, spec.width):
         problems.append(
             Problem(
                 spec.clip_id,
                 "resolution",
-                f"{spec.clip_id}: {width}x{height}, expected {spec.width}x{spec.height}",
+                f"{spec.clip_id}: {width}x{height}, expected {evaluation_size} (the evaluation size) or "
+                f"{spec.width}x{spec.height} (the clip's size)",
             )
         )
     if fps is not None and not math.isclose(fps, spec.fps, abs_tol=FPS_TOLERANCE):
@@ -228,25 +251,30 @@ def check_shape(
     return problems
 
 
-def _check_file(spec: ClipSpec, path: Path) -> list[Problem]:
+def _check_file(spec: ClipSpec, path: Path, evaluation_size: EvaluationSize) -> list[Problem]:
     """Check of one file: mp4s are probed by decoding them (the decoded frame count, the rule every metric
     uses; a container header can be wrong), .npy arrays are memory-mapped."""
     try:
         if path.suffix.lower() == ".npy":
-            return check_frames(spec, load_prediction_frames(path))
+            return check_frames(spec, load_prediction_frames(path), evaluation_size=evaluation_size)
         info = probe_video(path)
     except ValueError as error:
         return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {error}")]
     if info.num_frames == 0:
         return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {path} has no decodable frames")]
-    return check_shape(spec, info.num_frames, info.height, info.width, fps=info.fps)
+    return check_shape(spec, info.num_frames, info.height, info.width, info.fps, evaluation_size)
 
 
-def validate_submission(predictions_dir: str | Path, specs: Iterable[ClipSpec]) -> ValidationReport:
+def validate_submission(
+    predictions_dir: str | Path,
+    specs: Iterable[ClipSpec],
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
+) -> ValidationReport:
     """Check a predictions folder against the expected test clips; every problem is collected, none raised.
 
-    Catches missing and extra clips, duplicates, unreadable files, wrong frame count / resolution / fps and
-    NaN/inf/out-of-range values (``.npy``). A clip that fails any check is left out of ``report.valid``.
+    Catches missing and extra clips, duplicates, unreadable files, wrong frame count / fps, a frame size that
+    is neither ``evaluation_size`` nor the clip's, and NaN/inf/out-of-range values (``.npy``). A clip that
+    fails any check is left out of ``report.valid``.
     """
     predictions_dir = Path(predictions_dir)
     specs = list(specs)
@@ -274,7 +302,7 @@ def validate_submission(predictions_dir: str | Path, specs: Iterable[ClipSpec]) 
                 Problem(spec.clip_id, "duplicate", f"{spec.clip_id}: several predictions ({names}), keep one")
             )
             continue
-        found = _check_file(spec, paths[0])
+        found = _check_file(spec, paths[0], evaluation_size)
         report.problems.extend(found)
         if not found:
             report.valid.append(spec.clip_id)

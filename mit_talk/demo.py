@@ -9,7 +9,8 @@
    JSON and a model card.
 
 The model is random, so its numbers only show that the whole path works; sizes are tiny (128x72 clips of
-16 frames, generation at 32x64 with 2 denoising steps) so that the demo runs in a few minutes on 2 cores.
+16 frames, generation at 64x32 with 2 denoising steps, evaluation at 128x64) so that the demo runs in a few
+minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .protocol import EvaluationSize
+
 DEMO_CLIPS = 8  # 4 train + 4 test: one test clip per (difficulty, subset)
 DEMO_SIZE = (72, 128)  # clip height, width
 DEMO_SECONDS = 0.64  # 16 frames at 25 fps: one FVD window, one generation window
-GENERATION_SIZE = (32, 64)  # height, width the tiny model generates at (resized to the clip size)
+GENERATION_SIZE = (32, 64)  # height, width the tiny model generates at
+#: The protocol's evaluation size for these clips: generation's shape (2:1), about the clips' own size.
+DEMO_EVALUATION_SIZE = EvaluationSize(height=64, width=128)
 DEMO_STEPS = 2
 
 
@@ -78,12 +83,17 @@ def run_demo(out_dir: str | Path = "outputs/demo", seed: int = 0) -> dict:
         seed=seed,
         height=GENERATION_SIZE[0],
         width=GENERATION_SIZE[1],
+        evaluation_size=DEMO_EVALUATION_SIZE,
     )
     print(f"{len(summary.written)} generated, {len(summary.skipped)} already there: {predictions}")
 
     step(6, "scoring the submission (mit-bench evaluate)")
     results, report = evaluate_submission(
-        str(dataset_dir), predictions, model_name="covog-tiny (random)", progress=False
+        str(dataset_dir),
+        predictions,
+        model_name="covog-tiny (random)",
+        progress=False,
+        evaluation_size=DEMO_EVALUATION_SIZE,
     )
     if report.problems:
         print(report.format())

@@ -7,6 +7,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from benchmark.protocol import EvaluationSize
 from mit_dataset.clip import ClipRecord, PersonTrack
 from mit_dataset.features import MIT_FEATURES, SAMPLING_RATE
 from mit_dataset.masks import box_mask_rle
@@ -19,6 +20,11 @@ DEFAULT_CLIPS = (
     ("hard_two_0", "two_human", "challenging"),
     ("hard_multi_0", "multi_human", "challenging"),
 )
+
+
+#: The default tiny clips' own size (32x24) as the evaluation size: every transform is the identity, so these
+#: tests score exactly the frames they wrote. Tests of the protocol itself use other sizes.
+CLIP_SIZE = EvaluationSize(height=24, width=32)
 
 
 def clip_frames(seed: int, num_frames: int, height: int, width: int) -> np.ndarray:

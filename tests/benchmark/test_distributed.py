@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
+from bench_data import CLIP_SIZE, DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
 
 from benchmark.scoring import evaluate_submission
 from mit_dataset.video_io import read_video_frames, write_video
@@ -48,7 +48,12 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     torch.set_num_threads(1)  # as each torchrun worker (OMP_NUM_THREADS=1): the same float32 summation order
     try:
         single, _ = evaluate_submission(
-            str(tmp_path / "dataset"), noisy, i3d_path=str(detector), trust_detector=True, progress=False
+            str(tmp_path / "dataset"),
+            noisy,
+            i3d_path=str(detector),
+            trust_detector=True,
+            progress=False,
+            evaluation_size=CLIP_SIZE,
         )
     finally:
         torch.set_num_threads(threads)
@@ -56,7 +61,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(Path(__file__).with_name("threads_at_exit.py")), "evaluate", "--dataset", str(tmp_path / "dataset"),
-        "--predictions", str(noisy), "--out", str(out), "--i3d", str(detector), "--no-progress",
+        "--predictions", str(noisy), "--out", str(out), "--i3d", str(detector), "--eval-size", str(CLIP_SIZE), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(

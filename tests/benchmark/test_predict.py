@@ -5,11 +5,14 @@ import pytest
 from bench_data import make_test_split
 
 from benchmark.predict import MANIFEST, ablations, predict_submission
+from benchmark.protocol import EvaluationSize
 from benchmark.submission import clip_specs, validate_submission
 from mit_dataset.video_io import read_video_frames
 
 CLIPS = (("p_two", "two_human", "easy"), ("p_multi", "multi_human", "challenging"))
-FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "height": 32, "width": 32, "progress": False}
+#: Generated at 32x32, which is also the evaluation size here (the clips are 48x32: the ground truth is cropped).
+EVAL = EvaluationSize(height=32, width=32)
+FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "progress": False, "evaluation_size": EVAL}
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +24,9 @@ def test_predict_writes_a_valid_submission_and_resumes(split, pipeline, tmp_path
     out = tmp_path / "pred"
     first = predict_submission(pipeline, split, out, **FAST)
     assert sorted(first.written) == ["p_multi", "p_two"] and not first.skipped
-    report = validate_submission(out, clip_specs(split))
-    assert report.ok, report.format()  # 8 frames, resized to the clip's 48x32, 25 fps
+    report = validate_submission(out, clip_specs(split), EVAL)
+    assert report.ok, report.format()  # 8 frames at the evaluation size 32x32, 25 fps
+    assert read_video_frames(out / "p_two.mp4").shape == (8, 32, 32, 3)
     assert json.loads((out / MANIFEST).read_text())["num_inference_steps"] == 1
     original = read_video_frames(out / "p_two.mp4")
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
@@ -83,14 +87,15 @@ def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
     pipeline.save_pretrained(tmp_path / "model")
     split.save_to_disk(str(tmp_path / "dataset"))
     args = ["predict", "--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "dataset"), "--out",
-            str(tmp_path / "pred"), "--steps", "1", "--guidance-scale", "1", "--height", "32", "--width", "32",
+            str(tmp_path / "pred"), "--steps", "1", "--guidance-scale", "1", "--eval-size", "32x32",
             "--clips", "p_two", "--no-progress"]  # fmt: skip
     assert main(args) == 0
     assert "1 clip(s) generated" in capsys.readouterr().out
     assert main(args) == 0
     assert "1 already finished" in capsys.readouterr().out
     assert (
-        main(["validate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred")])
+        main(["validate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred"),
+              "--eval-size", "32x32"])  # fmt: skip
         == 1
     )
     assert "missing (1)" in capsys.readouterr().out  # p_multi was not asked for

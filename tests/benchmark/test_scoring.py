@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from bench_data import DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
+from bench_data import CLIP_SIZE, DEFAULT_CLIPS, ground_truth_submission, make_test_split, write_tiny_detector
 from huggingface_hub import ModelCard
 
 from benchmark.model_card import PartialResultsError, write_model_card
@@ -40,7 +40,7 @@ def detector(tmp_path_factory):
 
 def test_ground_truth_against_itself(split, perfect, monkeypatch):
     monkeypatch.delenv("MIT_BENCH_I3D", raising=False)
-    results, report = evaluate_submission(split, perfect, progress=False)
+    results, report = evaluate_submission(split, perfect, progress=False, evaluation_size=CLIP_SIZE)
     assert report.ok and results.complete and results.num_scored == len(DEFAULT_CLIPS)
     for clip in results.per_clip:
         assert clip["ssim"] == pytest.approx(1.0, abs=1e-9)
@@ -52,7 +52,9 @@ def test_ground_truth_against_itself(split, perfect, monkeypatch):
 
 
 def test_table_has_every_cell_with_its_clip_count(split, noisy):
-    results, _ = evaluate_submission(split, noisy, metrics=("ssim", "psnr"), progress=False)
+    results, _ = evaluate_submission(
+        split, noisy, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     assert [(r["difficulty"], r["subset"]) for r in results.table] == list(TABLE_ROWS)
     counts = {(r["difficulty"], r["subset"]): r["n"] for r in results.table}
     assert counts[("easy", "two_human")] == 1 and counts[("easy", "all")] == 2 and counts[("all", "all")] == 4
@@ -67,7 +69,9 @@ def test_table_has_every_cell_with_its_clip_count(split, noisy):
 def test_values_match_scikit_image(split, noisy):
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    results, _ = evaluate_submission(split, noisy, metrics=("ssim", "psnr"), progress=False)
+    results, _ = evaluate_submission(
+        split, noisy, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     clip = results.per_clip[0]
     gt = read_video_frames(_gt_bytes(split, clip["clip_id"]))
     pred = read_video_frames(noisy / f"{clip['clip_id']}.mp4")
@@ -99,10 +103,22 @@ def _gt_bytes(split, clip_id):
 
 def test_fvd_with_a_user_supplied_detector(split, perfect, noisy, detector):
     same, _ = evaluate_submission(
-        split, perfect, metrics=("fvd",), i3d_path=str(detector), trust_detector=True, progress=False
+        split,
+        perfect,
+        metrics=("fvd",),
+        i3d_path=str(detector),
+        trust_detector=True,
+        progress=False,
+        evaluation_size=CLIP_SIZE,
     )
     worse, _ = evaluate_submission(
-        split, noisy, metrics=("fvd",), i3d_path=str(detector), trust_detector=True, progress=False
+        split,
+        noisy,
+        metrics=("fvd",),
+        i3d_path=str(detector),
+        trust_detector=True,
+        progress=False,
+        evaluation_size=CLIP_SIZE,
     )
     assert same.metrics == ["fvd"] and not same.skipped
     assert same.row()["fvd_n"] == 4 and same.row("easy", "all")["fvd_n"] == 2
@@ -115,15 +131,20 @@ def test_fvd_with_a_user_supplied_detector(split, perfect, noisy, detector):
 
 def test_missing_detector_file_is_an_error_not_a_skip(split, perfect, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluate_submission(split, perfect, i3d_path=str(tmp_path / "nope.pt"), progress=False)
+        evaluate_submission(
+            split, perfect, i3d_path=str(tmp_path / "nope.pt"), progress=False, evaluation_size=CLIP_SIZE
+        )
 
 
 def test_json_structure_and_round_trip(split, noisy, tmp_path):
-    results, _ = evaluate_submission(split, noisy, metrics=("ssim", "psnr", "speaker_sync"), progress=False)
+    results, _ = evaluate_submission(
+        split, noisy, metrics=("ssim", "psnr", "speaker_sync"), progress=False, evaluation_size=CLIP_SIZE
+    )
     results.model = "noisy-gt"
     path = results.write_json(tmp_path / "results.json")
     data = json.loads(path.read_text())
-    assert data["format"] == "mit-bench-results/1" and data["complete"] is True
+    assert data["format"] == "mit-bench-results/2" and data["complete"] is True
+    assert data["evaluation_size"] == {"width": 32, "height": 24}
     assert (data["num_expected"], data["num_scored"]) == (4, 4)
     assert set(data["conventions"]) == {"ssim", "psnr", "speaker_sync"}
     assert len(data["table"]) == 9 and len(data["per_clip"]) == 4
@@ -132,7 +153,9 @@ def test_json_structure_and_round_trip(split, noisy, tmp_path):
 
 
 def test_model_card_round_trips(split, noisy, tmp_path):
-    results, _ = evaluate_submission(split, noisy, metrics=("ssim", "psnr"), progress=False)
+    results, _ = evaluate_submission(
+        split, noisy, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     card_path = write_model_card(results, tmp_path / "README.md", model_name="covog-tiny")
     card = ModelCard.load(card_path)
     evals = card.data.eval_results
@@ -156,7 +179,9 @@ def test_partial_model_card_only_when_allowed_and_labelled(split, perfect, tmp_p
     partial_dir.mkdir()
     for path in list(perfect.iterdir())[:2]:
         (partial_dir / path.name).write_bytes(path.read_bytes())
-    results, _ = evaluate_submission(split, partial_dir, metrics=("ssim",), progress=False)
+    results, _ = evaluate_submission(
+        split, partial_dir, metrics=("ssim",), progress=False, evaluation_size=CLIP_SIZE
+    )
     with pytest.raises(PartialResultsError):
         write_model_card(results, tmp_path / "README.md")
     card = ModelCard.load(write_model_card(results, tmp_path / "README.md", allow_partial=True))
@@ -183,6 +208,8 @@ def test_cli_evaluate_on_a_dataset_folder(synthetic_dataset_dir, tmp_path, capsy
             str(tmp_path / "card" / "README.md"),
             "--model-name",
             "ground-truth",
+            "--eval-size",
+            "128x72",
             "--no-progress",
         ]
     )
@@ -204,6 +231,8 @@ def test_cli_evaluate_on_a_dataset_folder(synthetic_dataset_dir, tmp_path, capsy
             str(tmp_path / "partial.json"),
             "--model-card",
             str(tmp_path / "card2" / "README.md"),
+            "--eval-size",
+            "128x72",
             "--no-progress",
         ]
     )

@@ -8,7 +8,9 @@ import pytest
 from talking_video import render_conversation, turn_schedule
 
 import benchmark.metrics
+from benchmark.protocol import EvaluationSize
 from benchmark.speaker_sync import clip_speaker_sync, mouth_motion_energy, score_video, speaker_sync_scores
+from mit_dataset.frame_decoder import iter_frames
 from mit_dataset.synthetic import generate_records
 from mit_dataset.video_io import write_video
 
@@ -114,3 +116,23 @@ def test_evaluate_load_speaker_sync_on_video_paths(conversation, tmp_path, monke
         predictions=[video], face_boxes=[boxes / 2], speaking_scores=[scores], annotation_size=(96, 48)
     )
     assert half["speaker_sync"] == pytest.approx(truth, abs=1e-5)
+
+
+def test_boxes_follow_the_cover_transform_of_the_evaluation_size(synthetic_records):
+    """A video brought to the evaluation size (here another aspect ratio: columns cropped) is scored with the
+    row's boxes mapped by the same transform, so the same mouths are measured."""
+    record = synthetic_records[0]  # 128x72
+    row = {
+        "width": record.width,
+        "height": record.height,
+        "persons": [{"face_boxes": p.face_boxes, "speaking_score": p.speaking_score} for p in record.persons],
+    }
+    transform = EvaluationSize(height=64, width=96).transform(record.height, record.width)
+    assert transform.offset_x > 0  # a crop, not a plain rescale
+    frames = np.stack(list(iter_frames(Path(record.video_path).read_bytes(), transform)))
+    boxes = np.stack([p.face_boxes for p in record.persons])
+    scores = np.stack([p.speaking_score for p in record.persons])
+    expected = score_video(frames, transform.apply_boxes(boxes), scores)["speaker_sync"]
+    assert clip_speaker_sync(frames, row) == pytest.approx(expected, abs=1e-9)
+    native = score_video(record.video_path, boxes, scores)["speaker_sync"]
+    assert clip_speaker_sync(frames, row) == pytest.approx(native, abs=0.1)

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from bench_data import clip_frames, ground_truth_submission, make_test_split
+from bench_data import CLIP_SIZE, clip_frames, ground_truth_submission, make_test_split
 
 from benchmark.model_card import PartialResultsError, write_model_card
 from benchmark.scoring import evaluate_submission
@@ -51,7 +51,7 @@ def test_each_problem_kind_is_reported(split, broken_submission):
     assert kinds == {
         "c1": "missing",
         "c2": "frame_count",
-        "c3": "resolution",
+        "c3": "resolution",  # 48x32: neither the evaluation size (640x384 by default) nor the clip's 32x24
         "c4": "fps",
         "c5": "unreadable",
         "c6": "nan",
@@ -63,7 +63,9 @@ def test_each_problem_kind_is_reported(split, broken_submission):
     for kind in set(kinds.values()):
         assert f"{kind} (1):" in text
     assert (
-        "6 frames, expected 8" in text and "48x32, expected 32x24" in text and "30 fps, expected 25" in text
+        "6 frames, expected 8" in text
+        and "48x32, expected 640x384 (the evaluation size) or 32x24 (the clip's size)" in text
+        and "30 fps, expected 25" in text
     )
     assert {p.kind for p in report.problems} <= set(PROBLEM_KINDS)
 
@@ -86,7 +88,7 @@ def test_missing_folder_reports_every_clip(split, tmp_path):
 
 
 def test_scoring_a_broken_submission_is_incomplete_not_a_crash(split, broken_submission, tmp_path):
-    results, _ = evaluate_submission(split, broken_submission, metrics=("ssim", "psnr"), progress=False)
+    results, _ = evaluate_submission(split, broken_submission, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
     assert not results.complete and results.num_scored == 1 and results.num_expected == 8
     assert [r["clip_id"] for r in results.per_clip] == ["c0"]
     assert "INCOMPLETE: 1/8" in results.markdown()
@@ -105,7 +107,7 @@ def test_npy_float_submission_scores_like_the_video(split, tmp_path):
         frames = read_video_frames(out / f"{clip_id}.mp4")
         (out / f"{clip_id}.mp4").unlink()
         np.save(out / f"{clip_id}.npy", frames.astype(np.float32) / 255)
-    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False)
+    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
     assert report.ok and results.complete
     assert results.row()["ssim"] == pytest.approx(1.0) and results.row()["psnr"] == pytest.approx(100.0)
 
@@ -116,10 +118,10 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
     out = ground_truth_submission(split, tmp_path)
     real_load, real_score = scoring.load_prediction_frames, scoring.ClipScorer.score
 
-    def load(path):
+    def load(path, evaluation_size=None):
         if path.stem == "c1":  # passes the header probe, then fails to decode
             raise ValueError(f"{path}: not a readable video (truncated)")
-        return real_load(path)
+        return real_load(path, evaluation_size)
 
     def score(self, prediction, target, row):
         values, features = real_score(self, prediction, target, row)
@@ -129,7 +131,7 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
 
     monkeypatch.setattr(scoring, "load_prediction_frames", load)
     monkeypatch.setattr(scoring.ClipScorer, "score", score)
-    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False)
+    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
     assert {p.clip_id: p.kind for p in report.problems} == {"c1": "unreadable", "c2": "nan"}
     assert "c1" not in report.valid and "c2" not in report.valid
     assert not results.complete and results.num_scored == 6
@@ -139,6 +141,6 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
 def test_an_extra_file_alone_is_reported_but_leaves_results_complete(split, tmp_path):
     out = ground_truth_submission(split, tmp_path)
     (out / "stray.mp4").write_bytes((out / "c0.mp4").read_bytes())
-    results, report = evaluate_submission(split, out, metrics=("ssim",), progress=False)
+    results, report = evaluate_submission(split, out, metrics=("ssim",), progress=False, evaluation_size=CLIP_SIZE)
     assert [p.kind for p in report.problems] == ["extra"] and report.ok
     assert results.complete and "1 extra file(s) ignored" in results.markdown()
