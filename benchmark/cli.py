@@ -14,6 +14,7 @@ Exit status: 0 on success, 1 when the submission/results had problems, 2 on bad 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 

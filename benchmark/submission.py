@@ -3,9 +3,9 @@
 A submission is a folder with one file per test clip, named by clip id: ``{clip_id}.mp4`` (H.264 or any
 codec FFmpeg reads) or ``{clip_id}.npy`` (raw frames, ``(F, H, W, 3)``, uint8 or float in [0, 1]; the fps of
 an ``.npy`` submission is taken to be the clip's). Frames are at the evaluation size
-(:mod:`benchmark.protocol`, 640x384 by default) or at the clip's own size. Each problem is reported, never raised, so one bad file
-cannot stop the check midway; scoring then runs only on the clips that passed and marks its results
-incomplete when any did not.
+(:mod:`benchmark.protocol`, 640x384 by default) or at the clip's own size. Each problem is reported, never
+raised, so one bad file cannot stop the check midway; scoring then runs only on the clips that passed and
+marks its results incomplete when any did not.
 """
 
 from __future__ import annotations

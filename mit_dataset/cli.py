@@ -150,17 +150,18 @@ def _annotate(args) -> int:
         min_face_size=args.min_face_size,
         min_face_area_ratio=args.min_face_area_ratio,
     )
-    report = annotate(
-        args.raw,
-        args.out,
-        config=config,
-        cache_dir=args.cache_dir,
-        export=args.export,
-        progress=not args.no_progress,
-    )
-    from .distributed import distributed_state
+    from .distributed import distributed_command
 
-    if distributed_state().is_main_process:
+    with distributed_command() as state:
+        report = annotate(
+            args.raw,
+            args.out,
+            config=config,
+            cache_dir=args.cache_dir,
+            export=args.export,
+            progress=not args.no_progress,
+        )
+    if state.is_main_process:
         print(report.summary())
     return 0
 

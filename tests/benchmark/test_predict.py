@@ -94,8 +94,17 @@ def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
     assert main(args) == 0
     assert "1 already finished" in capsys.readouterr().out
     assert (
-        main(["validate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred"),
-              "--eval-size", "32x32"])  # fmt: skip
+        main(
+            [
+                "validate",
+                "--dataset",
+                str(tmp_path / "dataset"),
+                "--predictions",
+                str(tmp_path / "pred"),
+                "--eval-size",
+                "32x32",
+            ]
+        )  # fmt: skip
         == 1
     )
     assert "missing (1)" in capsys.readouterr().out  # p_multi was not asked for

@@ -88,7 +88,9 @@ def test_missing_folder_reports_every_clip(split, tmp_path):
 
 
 def test_scoring_a_broken_submission_is_incomplete_not_a_crash(split, broken_submission, tmp_path):
-    results, _ = evaluate_submission(split, broken_submission, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
+    results, _ = evaluate_submission(
+        split, broken_submission, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     assert not results.complete and results.num_scored == 1 and results.num_expected == 8
     assert [r["clip_id"] for r in results.per_clip] == ["c0"]
     assert "INCOMPLETE: 1/8" in results.markdown()
@@ -107,7 +109,9 @@ def test_npy_float_submission_scores_like_the_video(split, tmp_path):
         frames = read_video_frames(out / f"{clip_id}.mp4")
         (out / f"{clip_id}.mp4").unlink()
         np.save(out / f"{clip_id}.npy", frames.astype(np.float32) / 255)
-    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
+    results, report = evaluate_submission(
+        split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     assert report.ok and results.complete
     assert results.row()["ssim"] == pytest.approx(1.0) and results.row()["psnr"] == pytest.approx(100.0)
 
@@ -131,7 +135,9 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
 
     monkeypatch.setattr(scoring, "load_prediction_frames", load)
     monkeypatch.setattr(scoring.ClipScorer, "score", score)
-    results, report = evaluate_submission(split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE)
+    results, report = evaluate_submission(
+        split, out, metrics=("ssim", "psnr"), progress=False, evaluation_size=CLIP_SIZE
+    )
     assert {p.clip_id: p.kind for p in report.problems} == {"c1": "unreadable", "c2": "nan"}
     assert "c1" not in report.valid and "c2" not in report.valid
     assert not results.complete and results.num_scored == 6
@@ -141,6 +147,8 @@ def test_failures_found_while_scoring_are_problems_not_crashes(split, tmp_path, 
 def test_an_extra_file_alone_is_reported_but_leaves_results_complete(split, tmp_path):
     out = ground_truth_submission(split, tmp_path)
     (out / "stray.mp4").write_bytes((out / "c0.mp4").read_bytes())
-    results, report = evaluate_submission(split, out, metrics=("ssim",), progress=False, evaluation_size=CLIP_SIZE)
+    results, report = evaluate_submission(
+        split, out, metrics=("ssim",), progress=False, evaluation_size=CLIP_SIZE
+    )
     assert [p.kind for p in report.problems] == ["extra"] and report.ok
     assert results.complete and "1 extra file(s) ignored" in results.markdown()
