@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .protocol import EvaluationSize
+from benchmark.protocol import EvaluationSize
 
 DEMO_CLIPS = 8  # 4 train + 4 test: one test clip per (difficulty, subset)
 DEMO_SIZE = (72, 128)  # clip height, width
