@@ -61,7 +61,8 @@ def test_two_processes_give_the_single_process_numbers(tmp_path, monkeypatch):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(Path(__file__).with_name("threads_at_exit.py")), "evaluate", "--dataset", str(tmp_path / "dataset"),
-        "--predictions", str(noisy), "--out", str(out), "--i3d", str(detector), "--eval-size", str(CLIP_SIZE), "--no-progress",
+        "--predictions", str(noisy), "--out", str(out), "--i3d", str(detector), "--trust-detector",
+        "--eval-size", str(CLIP_SIZE), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(

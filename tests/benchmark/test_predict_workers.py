@@ -13,12 +13,15 @@ import pytest
 from bench_data import make_test_split
 
 from benchmark.predict import predict_submission
+from benchmark.protocol import EvaluationSize
 from benchmark.submission import clip_specs, validate_submission
 from mit_dataset.claims import lock_path
 from mit_dataset.hub import write_dataset_folder
 from mit_dataset.safe_names import UnsafeNameError
 
-FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "height": 32, "width": 32, "progress": False}
+#: Generation and evaluation at 32x32 (the predictions' size).
+EVAL = EvaluationSize(height=32, width=32)
+FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "progress": False, "evaluation_size": EVAL}
 CLIPS = tuple(
     (f"w{i}", ("two_human", "multi_human")[i % 2], ("easy", "challenging")[i // 2]) for i in range(4)
 )
@@ -91,7 +94,7 @@ def test_a_claimed_clip_is_left_to_its_worker_and_taken_over_when_it_dies(split,
         holder.kill()
         holder.wait()
     assert summary.written == ["w1", "w0"]  # w0 was left to its worker, waited for, then taken over
-    assert sorted(validate_submission(out, clip_specs(split)).valid) == ["w0", "w1"]
+    assert sorted(validate_submission(out, clip_specs(split), EVAL).valid) == ["w0", "w1"]
     assert not lock_path(out / "w0.mp4").exists() and not list(out.glob(".*"))
 
 
@@ -100,9 +103,10 @@ def test_two_predict_processes_on_one_out_share_the_clips(split, saved, tmp_path
     code = (
         "import json, sys\n"
         "from benchmark.predict import load_pipeline, predict_submission\n"
+        "from benchmark.protocol import EvaluationSize\n"
         "pipe = load_pipeline(sys.argv[1]); pipe.set_progress_bar_config(disable=True)\n"
         "done = predict_submission(pipe, sys.argv[2], sys.argv[3], num_inference_steps=1, guidance_scale=1.0,\n"
-        "                          height=32, width=32, progress=False)\n"
+        "                          evaluation_size=EvaluationSize(32, 32), progress=False)\n"
         "print(json.dumps({'written': done.written, 'skipped': done.skipped}))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -114,7 +118,7 @@ def test_two_predict_processes_on_one_out_share_the_clips(split, saved, tmp_path
     assert sorted(written) == sorted(c[0] for c in CLIPS)  # every clip generated exactly once
     for report in reports:
         assert sorted(report["written"] + report["skipped"]) == sorted(c[0] for c in CLIPS)
-    assert validate_submission(out, clip_specs(saved_split(saved))).ok
+    assert validate_submission(out, clip_specs(saved_split(saved)), EVAL).ok
     assert not list(out.glob(".*"))
 
 
