@@ -8,9 +8,9 @@ import pytest
 from bench_data import CLIP_SIZE, ground_truth_submission, make_test_split
 from huggingface_hub import ModelCard
 
+from benchmark.integrity import check_results_dict
 from benchmark.model_card import write_model_card
 from benchmark.protocol import PAPER_EVALUATION_SIZE, EvaluationSize
-from benchmark.integrity import check_results_dict
 from benchmark.scoring import BenchmarkResults, evaluate_submission
 from benchmark.submission import clip_specs, validate_submission
 from benchmark.video_loading import transform_frames
@@ -128,3 +128,20 @@ def test_eval_size_is_one_option_on_every_command(split, tmp_path, capsys):
     assert main(["evaluate", *base, "--out", str(out), "--metrics", "psnr", "--eval-size", str(CLIP_SIZE),
                  "--no-progress"]) == 0  # fmt: skip
     assert json.loads(out.read_text())["evaluation_size"] == {"width": 32, "height": 24}
+
+
+def test_results_at_different_evaluation_sizes_are_not_ranked_together(split, gt_at_wide, tmp_path):
+    from benchmark.leaderboard import build_leaderboard
+
+    folder = tmp_path / "submissions"
+    for name, size, predictions in (("a", WIDE, gt_at_wide), ("b", WIDE, gt_at_wide), ("c", CLIP_SIZE, None)):
+        predictions = predictions or ground_truth_submission(split, tmp_path / "gt")
+        results, _ = evaluate_submission(
+            split, predictions, metrics=("ssim",), progress=False, evaluation_size=size, model_name=name
+        )
+        results.write_json(folder / f"{name}.json")
+    board = build_leaderboard(folder)
+    assert sorted(e.name for e in board.entries) == ["a", "b"]
+    assert [(path.name, reason) for path, reason in board.rejected] == [
+        ("c.json", "scored at evaluation size 32x24, the other entries at 24x16")
+    ]
