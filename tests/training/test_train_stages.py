@@ -90,6 +90,7 @@ def test_stage1_then_stage2_learn_and_freeze(tiny_config, synthetic_dataset_dir,
 
     # What `covog generate` and `mit-bench predict` do with the saved pipeline.
     from benchmark.predict import load_pipeline, predict_submission
+    from benchmark.protocol import EvaluationSize
     from mit_talk.cli import run as run_cli
 
     test_clip = datasets.load_dataset(str(synthetic_dataset_dir), split="test")[0]["clip_id"]
@@ -102,6 +103,7 @@ def test_stage1_then_stage2_learn_and_freeze(tiny_config, synthetic_dataset_dir,
     assert status == 0 and video.stat().st_size > 0
     summary = predict_submission(
         load_pipeline(out / "pipeline"), str(synthetic_dataset_dir), tmp_path / "predictions", num_frames=4,
-        num_inference_steps=1, height=32, width=64, clip_ids=[test_clip], progress=False,
+        num_inference_steps=1, evaluation_size=EvaluationSize(height=32, width=64), clip_ids=[test_clip],
+        progress=False,
     )  # fmt: skip
     assert summary.written == [test_clip]

@@ -22,7 +22,7 @@ Args:
     face_boxes (`list`): per video, per person, per frame [x1, y1, x2, y2] boxes, shape (P, F, 4).
     speaking_scores (`list`): per video, per person, per frame speaking score in [-1, 1], shape (P, F).
     annotation_size (`tuple`, optional): (width, height) of the pixel frame the boxes are given in; boxes
-        are rescaled to each video's size. Default: boxes are in the video's pixels.
+        are mapped to each video as its frames were (scale to cover, centre crop). Default: the video's pixels.
     smooth_frames (`int`): moving-average window of the energy, default 5.
     threshold_quantile (`float`): quantile of speaking-frame energy used as the talking threshold, default 0.25.
     device (`str`, optional): torch device, default cpu.
