@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from bench_data import make_test_split
 
-from benchmark.predict import MANIFEST, ablations, predict_submission
+from benchmark.predict import MANIFEST, ablations, generation_size, predict_submission
 from benchmark.protocol import EvaluationSize
 from benchmark.submission import clip_specs, validate_submission
 from mit_dataset.video_io import read_video_frames
@@ -112,7 +112,8 @@ def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
     assert "no model_index.json" in capsys.readouterr().err
     # evaluate names the model from predict_config.json (the folder predict was given)
     evaluate = ["evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred"),
-                "--out", str(tmp_path / "results.json"), "--metrics", "psnr", "--no-progress"]  # fmt: skip
+                "--out", str(tmp_path / "results.json"), "--metrics", "psnr", "--eval-size", "32x32",
+                "--no-progress"]  # fmt: skip
     assert main(evaluate) == 1  # incomplete: one of two clips
     assert "**model** on MIT test" in capsys.readouterr().out
     assert main([*evaluate, "--model-name", "mine"]) == 1
@@ -129,3 +130,20 @@ def test_model_name_from_manifest(tmp_path):
     assert model_name_from_manifest(tmp_path) == ""  # a pipeline built in memory
     (tmp_path / MANIFEST).write_text("[not json")
     assert model_name_from_manifest(tmp_path) == ""
+
+
+def test_generation_size_has_the_evaluation_size_shape():
+    class Native:
+        generation_defaults = {"height": 32, "width": 64}
+
+    paper = EvaluationSize(height=384, width=640)
+    assert generation_size(Native(), None, None, EvaluationSize(height=64, width=128)) == (32, 64)  # its own
+    assert generation_size(Native(), None, None, paper) == (384, 640)  # another shape: the evaluation size
+    assert generation_size(object(), None, None, paper) == (384, 640)
+    assert generation_size(Native(), 192, 320, paper) == (192, 320)
+    with pytest.raises(
+        ValueError, match="generation size 64x32 has another aspect ratio than the evaluation size"
+    ):
+        generation_size(Native(), 32, 64, paper)
+    with pytest.raises(ValueError, match="both the generation height and width"):
+        generation_size(Native(), 32, None, paper)

@@ -194,6 +194,7 @@ def test_generate_help_shows_every_default(capsys):
 
 def test_mit_bench_predict_uses_the_pipeline_defaults(tmp_path, synthetic_dataset_dir):
     from benchmark.predict import MANIFEST, predict_submission
+    from benchmark.protocol import EvaluationSize
 
     pipe = create_tiny_pipeline()
     pipe.set_generation_defaults(num_inference_steps=1, guidance_scale=1.0)
@@ -208,6 +209,7 @@ def test_mit_bench_predict_uses_the_pipeline_defaults(tmp_path, synthetic_datase
             clip_ids=[test[0]["clip_id"]],
             num_frames=4,
             progress=False,
+            evaluation_size=EvaluationSize(height=32, width=64),  # the tiny model's own shape: it runs at it
         )
     finally:
         handle.remove()
