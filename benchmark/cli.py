@@ -169,6 +169,7 @@ def add_commands(sub) -> None:
     board.add_argument(
         "--trust-detector", action="store_true", help="run an unverified I3D TorchScript file (it is code)"
     )
+    _add_evaluation_size(board, "prediction submissions are re-scored at this size")
     board.add_argument(
         "--max-archive-gib",
         type=float,
@@ -306,7 +307,11 @@ def _leaderboard(args) -> int:
         dataset=args.dataset,
         config=args.config,
         cache_dir=args.cache_dir,
-        scoring={"i3d_path": args.i3d, "trust_detector": args.trust_detector},
+        scoring={
+            "i3d_path": args.i3d,
+            "trust_detector": args.trust_detector,
+            "evaluation_size": args.eval_size,
+        },
         limits=limits,
         work_dir=args.out.parent,
     )

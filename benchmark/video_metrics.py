@@ -129,7 +129,7 @@ def frame_metrics(
     """Per-frame PSNR (dB) and/or SSIM, ``{name: (N,) float64}`` on CPU; conventions in the module docstring.
 
     ``device``: where to compute (default: the frames' device; numpy frames on CPU). ``compile``: run the CPU
-    kernel through ``torch.compile`` (one fused loop nest instead of ~40 passes over memory; about 2x the eager
+    kernel through ``torch.compile`` (one fused loop nest instead of ~40 passes over memory; 2-3x the eager
     kernel, ``benchmarks/bench_metrics.py``). ``None`` (default) compiles on CPU for frames of at least
     :data:`COMPILE_MIN_PIXELS`; the compiled code is cached on disk by inductor (``$TORCHINDUCTOR_CACHE_DIR``,
     default ``/tmp/torchinductor_$USER``), so only the first run on a machine pays the compilation. Without a

@@ -13,12 +13,15 @@ from bench_data import make_test_split
 
 from benchmark.leaderboard import build_leaderboard, write_leaderboard
 from benchmark.predict import predict_submission
+from benchmark.protocol import EvaluationSize
 from benchmark.scoring import evaluate_submission
 from mit_dataset.hub import write_dataset_folder
 from mit_dataset.video_io import write_video
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "height": 32, "width": 32, "progress": False}
+#: Generation and evaluation at 32x32 (the predictions' size).
+EVAL = EvaluationSize(height=32, width=32)
+FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "progress": False, "evaluation_size": EVAL}
 
 
 @pytest.fixture
@@ -35,7 +38,9 @@ def test_outputs_have_the_modes_of_plain_writes(synthetic_records, pipeline, tmp
     )
     predictions = tmp_path / "pred"
     predict_submission(pipeline, split, predictions, **FAST)
-    results, _ = evaluate_submission(split, predictions, metrics=("ssim", "psnr"), progress=False)
+    results, _ = evaluate_submission(
+        split, predictions, metrics=("ssim", "psnr"), progress=False, evaluation_size=EVAL
+    )
     results.write_json(tmp_path / "subs" / "results.json")
     write_leaderboard(build_leaderboard(tmp_path / "subs"), tmp_path / "board" / "lb.md")
     video = write_video(tmp_path / "v.mp4", np.zeros((4, 16, 16, 3), np.uint8))
@@ -88,7 +93,9 @@ def test_the_next_run_removes_what_a_killed_writer_left(synthetic_records, pipel
     assert not list((tmp_path / "datasets").glob(".*"))
 
     _killed_writer(tmp_path / "board" / "lb.md")
-    results, _ = evaluate_submission(split, tmp_path / "pred", metrics=("ssim",), progress=False)
+    results, _ = evaluate_submission(
+        split, tmp_path / "pred", metrics=("ssim",), progress=False, evaluation_size=EVAL
+    )
     results.write_json(tmp_path / "subs" / "r.json")
     write_leaderboard(build_leaderboard(tmp_path / "subs"), tmp_path / "board" / "lb.md")
     assert not list((tmp_path / "board").glob(".*"))

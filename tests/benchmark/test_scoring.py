@@ -102,23 +102,17 @@ def _gt_bytes(split, clip_id):
 
 
 def test_fvd_with_a_user_supplied_detector(split, perfect, noisy, detector):
-    same, _ = evaluate_submission(
-        split,
-        perfect,
-        metrics=("fvd",),
-        i3d_path=str(detector),
-        trust_detector=True,
-        progress=False,
-        evaluation_size=CLIP_SIZE,
-    )
-    worse, _ = evaluate_submission(
-        split,
-        noisy,
-        metrics=("fvd",),
-        i3d_path=str(detector),
-        trust_detector=True,
-        progress=False,
-        evaluation_size=CLIP_SIZE,
+    same, worse = (
+        evaluate_submission(
+            split,
+            predictions,
+            metrics=("fvd",),
+            i3d_path=str(detector),
+            trust_detector=True,
+            progress=False,
+            evaluation_size=CLIP_SIZE,
+        )[0]
+        for predictions in (perfect, noisy)
     )
     assert same.metrics == ["fvd"] and not same.skipped
     assert same.row()["fvd_n"] == 4 and same.row("easy", "all")["fvd_n"] == 2
