@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from bench_data import ground_truth_submission, make_test_split, write_tiny_detector
+from bench_data import CLIP_SIZE, ground_truth_submission, make_test_split, write_tiny_detector
 
 from benchmark.archives import ArchiveError, ExtractionLimits, extract_submission
 from benchmark.fingerprint import fingerprint_test_split
@@ -63,7 +63,12 @@ def test_results_survive_their_own_integrity_check(world, tmp_path, monkeypatch)
         (tmp_path / "partial" / f"{name}.mp4").write_bytes((root / "noisy" / f"{name}.mp4").read_bytes())
     for folder in (root / "noisy", tmp_path / "partial"):
         results, _ = evaluate_submission(
-            split, folder, i3d_path=str(detector), trust_detector=True, progress=False
+            split,
+            folder,
+            i3d_path=str(detector),
+            trust_detector=True,
+            progress=False,
+            evaluation_size=CLIP_SIZE,
         )
         assert results.test_set == fingerprint_test_split(split)
         loaded = BenchmarkResults.load(results.write_json(tmp_path / "r.json"))
@@ -111,14 +116,16 @@ def test_prediction_folders_and_archives_are_rescored_and_marked_verified(world,
         extra=[("predictions/predict_config.json", "{}")],
     )
     _tar(root / "noisy", subs / "noisy-tar.tar.gz")
-    claimed, _ = evaluate_submission(split, root / "noisy", progress=False)
+    claimed, _ = evaluate_submission(split, root / "noisy", progress=False, evaluation_size=CLIP_SIZE)
     claimed.model = "noisy-claims"
     claimed.write_json(subs / "noisy-claims.json")  # consistent and on this test set: self-reported
     forged = claimed.to_dict()
     forged["model"], forged["test_set"]["fingerprint"] = "forged", "f" * 64
     (subs / "forged.json").write_text(json.dumps(forged))
 
-    board = build_leaderboard(subs, dataset=str(root / "dataset"), work_dir=tmp_path)
+    board = build_leaderboard(
+        subs, dataset=str(root / "dataset"), work_dir=tmp_path, scoring={"evaluation_size": CLIP_SIZE}
+    )
     names = [(e.name, e.verified) for e in board.entries]
     assert names[0] == ("gt-copy", True)  # the ground truth itself: SSIM 1
     assert set(names[1:]) == {("noisy-zip", True), ("noisy-tar", True), ("noisy-claims", False)}
@@ -138,7 +145,8 @@ def test_cli_rescores_an_archive(world, tmp_path, capsys):
     subs = tmp_path / "subs"
     subs.mkdir()
     _zip(root / "noisy", subs / "team.zip")
-    args = ["leaderboard", str(subs), "--out", str(tmp_path / "lb.md"), "--dataset", str(root / "dataset")]
+    args = ["leaderboard", str(subs), "--out", str(tmp_path / "lb.md"), "--dataset", str(root / "dataset"),
+            "--eval-size", str(CLIP_SIZE)]  # fmt: skip
     assert mit_bench(args) == 0
     assert "| 1 | team | 4 |" in capsys.readouterr().out
     assert "| verified |" in (tmp_path / "lb.md").read_text()
