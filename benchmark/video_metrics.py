@@ -34,9 +34,9 @@ in float32 (integers below 2^24), which keeps float32 within 1e-6 of scikit-imag
 saturated flat areas). PSNR's squared errors are ``d^2``, summed in float64 (exact). The separable window is
 applied as sums of shifted slices ("valid" filtering, which equals scikit-image's reflect-padded filter
 followed by its border crop). On CPU the kernel is compiled with ``torch.compile`` for large frames (one
-fused loop nest; about 7x scikit-image per thread at 640x384), else run eagerly over strips of
-``CPU_STRIP_ROWS`` rows that stay in the core's cache (about 2.5x); on GPU a batch of whole frames runs
-eagerly.
+fused loop nest; 5.5x scikit-image's frames/s at one thread each at 640x384), else run eagerly over strips of
+``CPU_STRIP_ROWS`` rows that stay in the core's cache (2.6x); on GPU a batch of whole frames runs eagerly.
+Figures: ``python benchmarks/bench_metrics.py --only kernel`` (2-core CPU).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Benchmark of the MIT metrics. Prints a markdown table; every figure comes from this one run.
 
-    python benchmarks/bench_metrics.py            # about 5-10 min on a 2-core machine
-    python benchmarks/bench_metrics.py --quick    # fewer frames (smoke run)
+    python benchmarks/bench_metrics.py                        # about 5-10 min on a 2-core machine
+    python benchmarks/bench_metrics.py --quick                # fewer frames (smoke run)
+    python benchmarks/bench_metrics.py --only kernel,evaluate # some of the sections (a)-(e) below
 
 (a) PSNR + SSIM (Gaussian RGB) throughput, frames/s, of :func:`benchmark.video_metrics.frame_metrics` (eager
     and compiled) against scikit-image's per-frame loop on the same 640x384 frames, and the largest difference
@@ -291,7 +292,7 @@ def bench_evaluate(work: Path, num_clips: int, seconds: float, repeats: int) -> 
         dataset_dir, predictions, num_frames = make_evaluation_set(work, num_clips, seconds, width, height)
         cache = work / "cache"
 
-        def ours(dataset_dir=dataset_dir, predictions=predictions):
+        def ours(dataset_dir=dataset_dir, predictions=predictions, cache=cache):
             results, _ = evaluate_submission(
                 str(dataset_dir), predictions, metrics=("ssim", "psnr"), progress=False, cache_dir=str(cache)
             )
@@ -317,8 +318,8 @@ def bench_evaluate(work: Path, num_clips: int, seconds: float, repeats: int) -> 
             base_fps = num_frames / np.median(times["baseline"])
             cpu_speedup = np.median(cpu["baseline"]) / np.median(cpu["ours"]) if threads == 1 else None
             rows.append([
-                f"`evaluate` SSIM+PSNR, ground truth {width}x{height} -> 640x384, {threads} thread(s): ours vs "
-                f"PyAV + scikit-image ({base_fps:.1f} frames/s)",
+                (f"`evaluate` SSIM+PSNR, ground truth {width}x{height} -> 640x384, {threads} thread(s): ours vs "
+                 f"PyAV + scikit-image ({base_fps:.1f} frames/s)"),
                 f"{ours_fps:.1f}", f"{ours_fps / base_fps:.1f}x",
                 f"{cpu_speedup:.1f}x" if cpu_speedup else "-", f"{diff:.1e}",
             ])  # fmt: skip
@@ -326,23 +327,44 @@ def bench_evaluate(work: Path, num_clips: int, seconds: float, repeats: int) -> 
     return rows
 
 
+#: The sections of the benchmark, (a) to (e) of the module docstring.
+SECTIONS = ("kernel", "fvd", "sync", "warmup", "evaluate")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames and clips (smoke run)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    if args.only - set(SECTIONS):
+        parser.error(
+            f"--only: unknown section(s) {sorted(args.only - set(SECTIONS))}, expected some of {SECTIONS}"
+        )
     frames, repeats, fvd_clips, sync_clips, eval_clips, eval_seconds = (
         (8, 1, 1, 2, 8, 0.64) if args.quick else (32, 3, 2, 6, 8, 2.0)
     )
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
     started = time.perf_counter()
-    rows = bench_frame_metrics(frames, repeats, devices)
-    rows += bench_fvd_features(fvd_clips, devices)
+    rows, notes = [], []
+    if "kernel" in args.only:
+        rows += bench_frame_metrics(frames, repeats, devices)
+    if "fvd" in args.only:
+        rows += bench_fvd_features(fvd_clips, devices)
     with tempfile.TemporaryDirectory() as work:
-        sync_rows, sync_note = bench_speaker_sync(sync_clips, Path(work))
-        rows += sync_rows
-        compile_note = bench_compile_warmup(Path(work))
-        rows += bench_evaluate(Path(work), eval_clips, eval_seconds, max(1, repeats - 1))
+        if "sync" in args.only:
+            sync_rows, sync_note = bench_speaker_sync(sync_clips, Path(work))
+            rows += sync_rows
+            notes.append(sync_note)
+        if "warmup" in args.only:
+            notes.append(bench_compile_warmup(Path(work)))
+        if "evaluate" in args.only:
+            rows += bench_evaluate(Path(work), eval_clips, eval_seconds, max(1, repeats - 1))
 
     print(
         f"## MIT metrics benchmark ({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
@@ -360,7 +382,9 @@ def main(argv=None) -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print(f"\n{compile_note}\n\n{sync_note}\n\nTotal benchmark time: {time.perf_counter() - started:.0f} s.")
+    for note in notes:
+        print(f"\n{note}")
+    print(f"\nTotal benchmark time: {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":
