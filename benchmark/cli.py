@@ -127,12 +127,14 @@ def add_commands(sub) -> None:
         help="generate only this many frames per clip (debugging: not a valid submission; default: all)",
     )
     _add_evaluation_size(predict, "predictions are written at this size")
-    predict.add_argument(
-        "--height", type=int, default=None, help="generation height (default: the evaluation size's)"
-    )
-    predict.add_argument(
-        "--width", type=int, default=None, help="generation width (default: the evaluation size's)"
-    )
+    for side in ("height", "width"):
+        predict.add_argument(
+            f"--{side}",
+            type=int,
+            default=None,
+            help=f"generation {side}, with --{'width' if side == 'height' else 'height'} (same aspect ratio as "
+            "the evaluation size; default: the pipeline's own when it has that ratio, else the evaluation size's)",
+        )
     predict.add_argument("--clips", default=None, help="comma-separated clip ids (default: all test clips)")
     predict.add_argument("--no-iad", action="store_true", help="ablation: Interactive Audio Driver off")
     predict.add_argument("--joint-pose", action="store_true", help="ablation: single joint pose guider")

@@ -1,4 +1,5 @@
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -93,20 +94,9 @@ def test_cli_predict_from_a_saved_pipeline(split, pipeline, tmp_path, capsys):
     assert "1 clip(s) generated" in capsys.readouterr().out
     assert main(args) == 0
     assert "1 already finished" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "validate",
-                "--dataset",
-                str(tmp_path / "dataset"),
-                "--predictions",
-                str(tmp_path / "pred"),
-                "--eval-size",
-                "32x32",
-            ]
-        )  # fmt: skip
-        == 1
-    )
+    validate = ["validate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(tmp_path / "pred"),
+                "--eval-size", "32x32"]  # fmt: skip
+    assert main(validate) == 1
     assert "missing (1)" in capsys.readouterr().out  # p_multi was not asked for
     assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 2
     assert "no model_index.json" in capsys.readouterr().err
@@ -134,7 +124,7 @@ def test_model_name_from_manifest(tmp_path):
 
 def test_generation_size_has_the_evaluation_size_shape():
     class Native:
-        generation_defaults = {"height": 32, "width": 64}
+        generation_defaults: ClassVar[dict] = {"height": 32, "width": 64}
 
     paper = EvaluationSize(height=384, width=640)
     assert generation_size(Native(), None, None, EvaluationSize(height=64, width=128)) == (32, 64)  # its own
