@@ -91,7 +91,7 @@ def test_evaluate_load_vbench_consistency(models, videos, monkeypatch):
 
 def test_mit_bench_evaluate_scores_vbench_consistency(models, tmp_path, monkeypatch, capsys):
     """``--metrics vbench_consistency`` (the README's metric table) is selectable in the runner."""
-    from bench_data import ground_truth_submission, make_test_split
+    from bench_data import CLIP_SIZE, ground_truth_submission, make_test_split
 
     from benchmark.scoring import CONSISTENCY_MODEL_ENV, evaluate_submission
     from mit_dataset.video_io import read_video_frames
@@ -102,12 +102,12 @@ def test_mit_bench_evaluate_scores_vbench_consistency(models, tmp_path, monkeypa
     split.save_to_disk(str(tmp_path / "dataset"))
     predictions = ground_truth_submission(split, tmp_path / "pred")
     args = ["evaluate", "--dataset", str(tmp_path / "dataset"), "--predictions", str(predictions),
-            "--metrics", "psnr,vbench_consistency", "--no-progress"]  # fmt: skip
+            "--metrics", "psnr,vbench_consistency", "--eval-size", str(CLIP_SIZE), "--no-progress"]  # fmt: skip
     assert mit_bench([*args, "--out", str(tmp_path / "r.json"), "--consistency-model", str(models[0])]) == 0
     assert "Consistency ↑" in capsys.readouterr().out
     results, _ = evaluate_submission(
         str(tmp_path / "dataset"), predictions, metrics=["vbench_consistency"], consistency_model=str(models[0]),
-        progress=False,
+        progress=False, evaluation_size=CLIP_SIZE,  # the clips' own size: the frames read below
     )  # fmt: skip
     extractor = FrameFeatureExtractor(models[0])
     for clip in results.per_clip:
