@@ -41,6 +41,15 @@ def _add_evaluation_size(parser, what: str) -> None:
     )
 
 
+def _add_predictions(parser) -> None:
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        required=True,
+        help="folder with one <clip_id>.mp4 (or .npy) per test clip",
+    )
+
+
 def _add_dataset(parser) -> None:
     parser.add_argument("--dataset", required=True, help="MIT dataset folder or Hub id")
     parser.add_argument(
@@ -55,7 +64,7 @@ def add_commands(sub) -> None:
     """Add ``evaluate``, ``validate``, ``predict`` and ``leaderboard`` to ``sub`` (each sets ``run``)."""
     evaluate = sub.add_parser("evaluate", help="validate and score a predictions folder (Table 2)")
     _add_dataset(evaluate)
-    evaluate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
+    _add_predictions(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, help="results JSON to write")
     evaluate.add_argument(
         "--i3d",
@@ -100,9 +109,13 @@ def add_commands(sub) -> None:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
-    validate = sub.add_parser("validate", help="check a predictions folder without scoring it")
+    validate = sub.add_parser(
+        "validate",
+        help="check a predictions folder without scoring it: every file is decoded as evaluate decodes it, so "
+        "a submission it accepts is scored completely",
+    )
     _add_dataset(validate)
-    validate.add_argument("--predictions", type=Path, required=True, help="folder with one mp4 per test clip")
+    _add_predictions(validate)
     _add_evaluation_size(validate, "predictions must be at this size or at their clip's own size")
     validate.set_defaults(run=_validate)
 

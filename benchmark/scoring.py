@@ -34,12 +34,10 @@ from .submission import (
     ClipSpec,
     Problem,
     ValidationReport,
-    check_frames,
     clip_specs,
-    find_prediction,
-    load_prediction_frames,
+    find_predictions,
     load_test_split,
-    validate_submission,
+    read_prediction,
 )
 from .video_loading import iter_frame_chunks
 
@@ -366,11 +364,7 @@ def _score_one(scorer: ClipScorer, spec: ClipSpec, row: dict, path: Path):
     """``(record, features, problems)`` for one clip of a validated submission, both videos at the scorer's
     evaluation size; submission problems are returned, never raised."""
     size = scorer.evaluation_size
-    try:
-        prediction = np.array(load_prediction_frames(path, size))  # a copy: .npy files are memory-mapped
-    except ValueError as error:
-        return None, None, [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {error}")]
-    problems = check_frames(spec, prediction, evaluation_size=size)  # decoded, so frame counts are exact here
+    prediction, problems = read_prediction(spec, path, size)  # the check validate runs
     if problems:
         return None, None, problems
     target = np.concatenate(
@@ -391,9 +385,12 @@ def _score_one(scorer: ClipScorer, spec: ClipSpec, row: dict, path: Path):
     return record, features, []
 
 
-def score_clips(test, predictions_dir, specs: list[ClipSpec], scorer: ClipScorer, state=None, progress=True):
-    """Score ``specs`` (validated clips) with the work split over the processes of ``state``; every process
-    returns all ``(records, features, problems)`` in the order of ``specs``."""
+def score_clips(
+    test, paths: dict[str, Path], specs: list[ClipSpec], scorer: ClipScorer, state=None, progress=True
+):
+    """Read (:func:`~benchmark.submission.read_prediction`) and score the file ``paths[clip_id]`` of each of
+    ``specs`` with the work split over the processes of ``state``; every process returns all ``(records,
+    features, problems)`` in the order of ``specs``."""
     import datasets
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
@@ -409,7 +406,7 @@ def score_clips(test, predictions_dir, specs: list[ClipSpec], scorer: ClipScorer
         for i in tqdm(mine, desc="scoring", disable=not progress or not state.is_main_process, unit="clip"):
             spec = specs[i]
             record, features, problems = _score_one(
-                scorer, spec, raw[index[spec.clip_id]], find_prediction(predictions_dir, spec.clip_id)
+                scorer, spec, raw[index[spec.clip_id]], paths[spec.clip_id]
             )
             local.append((i, record, features, problems))
     gathered = sorted(gather_object(local), key=lambda item: item[0])
@@ -476,7 +473,7 @@ def evaluate_submission(
             )
     test = load_test_split(dataset, config, cache_dir=cache_dir)
     specs = clip_specs(test)
-    report = validate_submission(predictions_dir, specs, evaluation_size)
+    report = find_predictions(predictions_dir, specs)  # each file is read while scoring, as validate reads it
     valid = set(report.valid)
     state = state or distributed_state()
     scorer = ClipScorer(
@@ -488,13 +485,12 @@ def evaluate_submission(
         evaluation_size=evaluation_size,
     )
     scored = score_clips(
-        test, predictions_dir, [s for s in specs if s.clip_id in valid], scorer, state, progress
+        test, report.paths, [s for s in specs if s.clip_id in valid], scorer, state, progress
     )
     per_clip, features = [], {}
     for record, clip_features, problems in scored:
         if problems:
-            report.problems.extend(problems)
-            report.valid.remove(problems[0].clip_id)
+            report.reject(problems)
             continue
         per_clip.append(record)
         features[record["clip_id"]] = clip_features

@@ -6,6 +6,10 @@ an ``.npy`` submission is taken to be the clip's). Frames are at the evaluation 
 (:mod:`benchmark.protocol`, 640x384 by default) or at the clip's own size. Each problem is reported, never
 raised, so one bad file cannot stop the check midway; scoring then runs only on the clips that passed and
 marks its results incomplete when any did not.
+
+``mit-bench validate`` and ``mit-bench evaluate`` share one lookup of the files (:func:`find_predictions`) and
+one readability check (:func:`read_prediction`, which decodes every frame as scoring uses it), so a submission
+one accepts the other scores completely, and the reverse.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mit_dataset.features import DIFFICULTIES, SUBSETS
-from mit_dataset.video_io import probe_video
+from mit_dataset.media import probe_media
 
 from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .video_loading import iter_frame_chunks, transform_frames
@@ -123,6 +127,14 @@ class ValidationReport:
     num_expected: int
     valid: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: The one file of each clip that has exactly one (:func:`find_predictions`): what validation and scoring
+    #: read.
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def reject(self, problems: list[Problem]) -> None:
+        """Record the problems of one clip found after the lookup, and leave that clip out of ``valid``."""
+        self.problems.extend(problems)
+        self.valid.remove(problems[0].clip_id)
 
     @property
     def ok(self) -> bool:
@@ -194,9 +206,12 @@ def check_frames(
     frames: np.ndarray,
     fps: float | None = None,
     evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
+    name: str | None = None,
 ) -> list[Problem]:
-    """Problems of ``(F, H, W, 3)`` frames against ``spec``: shape, fps and (float) non-finite/out-of-range."""
-    problems = check_shape(spec, frames.shape[0], frames.shape[1], frames.shape[2], fps, evaluation_size)
+    """Problems of ``(F, H, W, 3)`` frames against ``spec``: shape, fps and (float) non-finite/out-of-range;
+    messages begin with ``name`` (the file's name), else the clip id."""
+    name = name or spec.clip_id
+    problems = check_shape(spec, *frames.shape[:3], fps, evaluation_size, name=name)
     if np.issubdtype(frames.dtype, np.floating):
         finite = np.isfinite(frames)
         if not finite.all():
@@ -205,7 +220,7 @@ def check_frames(
                 Problem(
                     spec.clip_id,
                     "nan",
-                    f"{spec.clip_id}: {int((~finite).sum())} NaN/inf pixel values (first in frame {first})",
+                    f"{name}: {int((~finite).sum())} NaN/inf pixel values (first in frame {first})",
                 )
             )
         elif frames.size and (frames.min() < 0.0 or frames.max() > 1.0):
@@ -213,11 +228,19 @@ def check_frames(
                 Problem(
                     spec.clip_id,
                     "nan",
-                    f"{spec.clip_id}: float pixel values in [{float(frames.min()):g}, "
+                    f"{name}: float pixel values in [{float(frames.min()):g}, "
                     f"{float(frames.max()):g}], expected [0, 1]",
                 )
             )
     return problems
+
+
+def accepted_sizes(spec: ClipSpec, evaluation_size: EvaluationSize) -> str:
+    """The frame sizes a prediction of ``spec`` may have, in words (for messages)."""
+    clip_size = f"{spec.width}x{spec.height}"
+    if str(evaluation_size) == clip_size:
+        return f"{clip_size} (the evaluation size and the clip's)"
+    return f"{evaluation_size} (the evaluation size) or {clip_size} (the clip's size)"
 
 
 def check_shape(
@@ -227,55 +250,37 @@ def check_shape(
     width: int,
     fps: float | None = None,
     evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
+    name: str | None = None,
+    container_frames: int = 0,
 ) -> list[Problem]:
     """Problems of a frame count / size / fps against ``spec`` (fps ``None``: not checked); the size must be
-    ``evaluation_size`` or the clip's own."""
+    ``evaluation_size`` or the clip's own. Messages begin with ``name`` (the file's name), else the clip id;
+    ``container_frames`` (what an mp4's index lists, 0: unknown) explains a short count by truncation."""
+    name = name or spec.clip_id
     problems = []
     if count != spec.num_frames:
+        listed = (
+            f" (its container lists {container_frames}: truncated or corrupt)"
+            if container_frames > count
+            else ""
+        )
         problems.append(
             Problem(
-                spec.clip_id, "frame_count", f"{spec.clip_id}: {count} frames, expected {spec.num_frames}"
+                spec.clip_id, "frame_count", f"{name}: {count} frames{listed}, expected {spec.num_frames}"
             )
         )
     if not evaluation_size.accepts(height, width, spec.height, spec.width):
-        problems.append(
-            Problem(
-                spec.clip_id,
-                "resolution",
-                f"{spec.clip_id}: {width}x{height}, expected {evaluation_size} (the evaluation size) or "
-                f"{spec.width}x{spec.height} (the clip's size)",
-            )
-        )
+        expected = accepted_sizes(spec, evaluation_size)
+        problems.append(Problem(spec.clip_id, "resolution", f"{name}: {width}x{height}, expected {expected}"))
     if fps is not None and not math.isclose(fps, spec.fps, abs_tol=FPS_TOLERANCE):
-        problems.append(Problem(spec.clip_id, "fps", f"{spec.clip_id}: {fps:g} fps, expected {spec.fps:g}"))
+        problems.append(Problem(spec.clip_id, "fps", f"{name}: {fps:g} fps, expected {spec.fps:g}"))
     return problems
 
 
-def _check_file(spec: ClipSpec, path: Path, evaluation_size: EvaluationSize) -> list[Problem]:
-    """Check of one file: mp4s are probed by decoding them (the decoded frame count, the rule every metric
-    uses; a container header can be wrong), .npy arrays are memory-mapped."""
-    try:
-        if path.suffix.lower() == ".npy":
-            return check_frames(spec, load_prediction_frames(path), evaluation_size=evaluation_size)
-        info = probe_video(path)
-    except ValueError as error:
-        return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {error}")]
-    if info.num_frames == 0:
-        return [Problem(spec.clip_id, "unreadable", f"{spec.clip_id}: {path} has no decodable frames")]
-    return check_shape(spec, info.num_frames, info.height, info.width, info.fps, evaluation_size)
-
-
-def validate_submission(
-    predictions_dir: str | Path,
-    specs: Iterable[ClipSpec],
-    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
-) -> ValidationReport:
-    """Check a predictions folder against the expected test clips; every problem is collected, none raised.
-
-    Catches missing and extra clips, duplicates, unreadable files, wrong frame count / fps, a frame size that
-    is neither ``evaluation_size`` nor the clip's, and NaN/inf/out-of-range values (``.npy``). A clip that
-    fails any check is left out of ``report.valid``.
-    """
+def find_predictions(predictions_dir: str | Path, specs: Iterable[ClipSpec]) -> ValidationReport:
+    """The one lookup of a submission's files, shared by ``validate`` and ``evaluate``: a report whose ``paths``
+    hold the file of each clip that has exactly one and whose ``valid`` lists those clips (not read yet);
+    missing clips, duplicates (``.mp4`` and ``.npy``) and files that name no test clip are its problems."""
     predictions_dir = Path(predictions_dir)
     specs = list(specs)
     report = ValidationReport(str(predictions_dir), num_expected=len(specs))
@@ -286,7 +291,6 @@ def validate_submission(
         )
         return report
     files = prediction_files(predictions_dir)
-    expected = {s.clip_id for s in specs}
     for spec in specs:
         paths = files.get(spec.clip_id, [])
         if not paths:
@@ -295,18 +299,15 @@ def validate_submission(
                     spec.clip_id, "missing", f"{spec.clip_id}: no {spec.clip_id}.mp4 (or .npy) prediction"
                 )
             )
-            continue
-        if len(paths) > 1:
+        elif len(paths) > 1:
             names = ", ".join(p.name for p in paths)
             report.problems.append(
                 Problem(spec.clip_id, "duplicate", f"{spec.clip_id}: several predictions ({names}), keep one")
             )
-            continue
-        found = _check_file(spec, paths[0], evaluation_size)
-        report.problems.extend(found)
-        if not found:
+        else:
             report.valid.append(spec.clip_id)
-    for clip_id in sorted(set(files) - expected):
+            report.paths[spec.clip_id] = paths[0]
+    for clip_id in sorted(set(files) - {s.clip_id for s in specs}):
         for path in files[clip_id]:
             report.problems.append(
                 Problem(clip_id, "extra", f"{path.name}: no test clip {clip_id!r} in the dataset")
@@ -314,10 +315,61 @@ def validate_submission(
     return report
 
 
-def find_prediction(predictions_dir: str | Path, clip_id: str) -> Path:
-    """The one prediction file of ``clip_id`` (call after validation)."""
-    for suffix in PREDICTION_SUFFIXES:
-        path = Path(predictions_dir) / f"{clip_id}{suffix}"
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"no prediction for clip {clip_id!r} in {predictions_dir}")
+def read_prediction(
+    spec: ClipSpec, path: Path, evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE
+) -> tuple[np.ndarray | None, list[Problem]]:
+    """The one readability check of a prediction file, shared by ``validate`` and ``evaluate``: its frames at
+    the evaluation size, ``(frames, [])``, or ``(None, problems)``; never raises for a bad file.
+
+    First what the file holds (an mp4 probed by decoding every frame, :func:`mit_dataset.media.probe_media`;
+    an ``.npy`` memory-mapped): frame count, a size that is ``evaluation_size`` or the clip's, fps, float
+    values in [0, 1]; then every frame decoded at the evaluation size, exactly as scoring uses them. Since
+    ``validate`` runs this function on every file and ``evaluate`` scores what it returns, a submission one
+    accepts the other scores completely. Each problem is one line naming the file and what was expected.
+    """
+    expected = (
+        f"expected a video FFmpeg decodes (or an .npy array) of {spec.num_frames} frames at "
+        f"{accepted_sizes(spec, evaluation_size)}, {spec.fps:g} fps"
+    )
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: empty file (0 bytes)")
+        if path.suffix.lower() == ".npy":
+            problems = check_frames(spec, load_prediction_frames(path), None, evaluation_size, path.name)
+        else:
+            info = probe_media(path)
+            problems = check_shape(
+                spec, info.num_frames, info.height, info.width, info.fps, evaluation_size, path.name,
+                info.container_frames,
+            )  # fmt: skip
+        if problems:
+            return None, problems
+        # Every frame as scoring uses it (a copy: .npy files are memory-mapped).
+        frames = np.array(load_prediction_frames(path, evaluation_size))
+    except (OSError, ValueError) as error:
+        return None, [Problem(spec.clip_id, "unreadable", f"{error}; {expected}")]
+    problems = check_frames(spec, frames, None, evaluation_size, path.name)
+    return (None, problems) if problems else (frames, [])
+
+
+def validate_submission(
+    predictions_dir: str | Path,
+    specs: Iterable[ClipSpec],
+    evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE,
+) -> ValidationReport:
+    """Check a predictions folder against the expected test clips; every problem is collected, none raised.
+
+    The lookup (:func:`find_predictions`: missing and extra clips, duplicates), then every file through
+    :func:`read_prediction`, the check ``evaluate`` runs before scoring a clip (unreadable, truncated or corrupt
+    files, wrong frame count / fps, a frame size that is neither ``evaluation_size`` nor the clip's, NaN/inf/
+    out-of-range values): a submission this accepts is scored completely, and the reverse. A clip that fails
+    any check is left out of ``report.valid``.
+    """
+    specs = list(specs)
+    report = find_predictions(predictions_dir, specs)
+    for spec in specs:
+        if spec.clip_id in report.paths:
+            _, problems = read_prediction(spec, report.paths[spec.clip_id], evaluation_size)
+            if problems:
+                report.reject(problems)
+    return report
