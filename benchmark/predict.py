@@ -37,7 +37,7 @@ from mit_dataset.safe_names import child_path
 
 from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .scoring import distributed_state
-from .submission import ClipSpec, clip_specs, load_test_split
+from .submission import ClipSpec, clip_specs, load_test_split, read_prediction
 from .video_loading import transform_frames
 
 MANIFEST = "predict_config.json"
@@ -57,16 +57,9 @@ def clip_seed(seed: int, clip_id: str) -> int:
 
 
 def is_finished(path: Path, spec: ClipSpec, evaluation_size: EvaluationSize = PAPER_EVALUATION_SIZE) -> bool:
-    """A prediction file that exists with the clip's frame count at the evaluation size (fps is the writer's)."""
-    from mit_dataset.video_io import probe_video
-
-    if not path.is_file():
-        return False
-    try:
-        info = probe_video(path)
-    except ValueError:
-        return False
-    return (info.num_frames, info.height, info.width) == (spec.num_frames, *evaluation_size.size)
+    """A prediction file that exists and passes the check ``validate`` and ``evaluate`` run
+    (:func:`~benchmark.submission.read_prediction`): a resumed run regenerates every file they would refuse."""
+    return path.is_file() and read_prediction(spec, path, evaluation_size)[0] is not None
 
 
 #: Largest relative difference between the generation and evaluation aspect ratios (rounding to whole pixels).

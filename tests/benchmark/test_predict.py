@@ -8,7 +8,7 @@ from bench_data import make_test_split
 from benchmark.predict import MANIFEST, ablations, generation_size, predict_submission
 from benchmark.protocol import EvaluationSize
 from benchmark.submission import clip_specs, validate_submission
-from mit_dataset.video_io import read_video_frames
+from mit_dataset.video_io import read_video_frames, write_video
 
 CLIPS = (("p_two", "two_human", "easy"), ("p_multi", "multi_human", "challenging"))
 #: Generated at 32x32, which is also the evaluation size here (the clips are 48x32: the ground truth is cropped).
@@ -43,6 +43,11 @@ def test_predict_writes_a_valid_submission_and_resumes(split, pipeline, tmp_path
     # Per-clip seeds: a clip regenerated on resume is the clip the first run made.
     np.testing.assert_array_equal(read_video_frames(out / "p_two.mp4"), original)
     assert not list(out.glob(".*"))  # no temporary files left behind
+    # The right frames at another frame rate: validate refuses the file, so a resumed run does not keep it.
+    write_video(out / "p_two.mp4", original, fps=30)
+    assert [p.kind for p in validate_submission(out, clip_specs(split), EVAL).problems] == ["fps"]
+    fourth = predict_submission(pipeline, split, out, **FAST)
+    assert fourth.redone == ["p_two"] and validate_submission(out, clip_specs(split), EVAL).ok
 
     with pytest.raises(ValueError, match=r"other settings \(num_inference_steps: 1 -> 2\)"):
         predict_submission(pipeline, split, out, **{**FAST, "num_inference_steps": 2})
