@@ -59,7 +59,7 @@ def test_predictions_at_the_evaluation_size_or_the_clip_size_are_valid(split, gt
     np.save(tmp_path / "gt" / "a.npy", np.zeros((12, 20, 20, 3), np.uint8))
     report = validate_submission(tmp_path / "gt", specs, WIDE)
     assert [p.kind for p in report.problems] == ["resolution"]
-    assert "a: 20x20, expected 24x16 (the evaluation size) or 32x24 (the clip's size)" in report.format()
+    assert "a.npy: 20x20, expected 24x16 (the evaluation size) or 32x24 (the clip's size)" in report.format()
     paper = validate_submission(gt_at_wide, specs)  # 24x16 is not the default 640x384
     assert {p.kind for p in paper.problems} == {"resolution"} and "expected 640x384" in paper.format()
 
