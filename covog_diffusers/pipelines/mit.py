@@ -72,7 +72,7 @@ def inputs_from_mit_row(
     """``pipe(**inputs_from_mit_row(row))`` regenerates frames ``[start_frame, start_frame + num_frames)`` of the
     clip from its frame ``reference_frame``, the persons' poses and speaking scores and the clip's audio.
 
-    Defaults: all frames from ``start_frame``; size from :func:`default_size`.
+    Defaults: all frames from ``start_frame``; size from :func:`default_size` (for the side not given).
     """
     total = int(row["num_frames"])
     fps = float(row.get("fps") or 25.0)
@@ -97,8 +97,9 @@ def inputs_from_mit_row(
     reference = _video_decoder(row["video"]).get_frame_at(reference_frame).data.permute(1, 2, 0).numpy()
     audio, rate = _audio(row["audio"])
     a, b = frame_to_sample(start_frame, fps, rate), frame_to_sample(end, fps, rate)
-    if height is None or width is None:
-        height, width = default_size(clip_h, clip_w)
+    default_height, default_width = default_size(clip_h, clip_w)
+    height = default_height if height is None else height  # one side given alone keeps it
+    width = default_width if width is None else width
     return {
         "reference_image": reference,
         "reference_poses": np.stack([k[reference_frame] for k in keypoints]),

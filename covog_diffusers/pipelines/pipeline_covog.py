@@ -584,8 +584,9 @@ class CovOGPipeline(GenerationDefaultsMixin, DiffusionPipeline, CovOGLoraLoaderM
     ) -> dict:
         """Keyword arguments for ``pipe(**inputs)`` from a loaded MIT row
         (:func:`covog_diffusers.pipelines.mit.inputs_from_mit_row`: ``num_frames``, ``start_frame``,
-        ``reference_frame``, ...), at this pipeline's default size unless ``height``/``width`` are given."""
-        if height is None and width is None:
-            defaults = self.generation_defaults
-            height, width = defaults["height"], defaults["width"]
+        ``reference_frame``, ...), at this pipeline's default size; a ``height`` or ``width`` given alone replaces
+        only that side of it."""
+        defaults = self.generation_defaults
+        height = defaults["height"] if height is None else height
+        width = defaults["width"] if width is None else width
         return inputs_from_mit_row(row, height=height, width=width, **kwargs)

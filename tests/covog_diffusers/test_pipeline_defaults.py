@@ -216,3 +216,25 @@ def test_mit_bench_predict_uses_the_pipeline_defaults(tmp_path, synthetic_datase
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert (manifest["num_inference_steps"], manifest["guidance_scale"]) == (1, 1.0)
     assert seen == [1]  # one step, no CFG batch
+
+
+@pytest.mark.parametrize("side", ["height", "width"])
+def test_one_side_given_replaces_only_that_side(tiny_model, synthetic_dataset_dir, tmp_path, capfd, side):
+    """``covog generate --height 48`` generates at 48 x the pipeline's width (it used to drop the 48 and fall
+    back to the clip's 384x640, a hundred times the work at the tiny pipeline's 32x64); a size the VAE cannot
+    divide is refused by the pipeline, not silently replaced."""
+    row = datasets.load_dataset(str(synthetic_dataset_dir), split="test")[0]
+    pipe = CovOGPipeline.from_pretrained(tiny_model)
+    assert {k: pipe.inputs_from_mit_row(row, **{side: 48})[k] for k in ("height", "width")} == {
+        "height": 48 if side == "height" else H,
+        "width": 48 if side == "width" else W,
+    }
+    out = tmp_path / "clip.mp4"
+    argv = ["generate", "--model", str(tiny_model), "--dataset", str(synthetic_dataset_dir), "--clip"]
+    argv += [row["clip_id"], "--out", str(out), "--num-frames", "2", "--steps", "1", "--no-progress"]
+    assert main([*argv, f"--{side}", "48"]) == 0
+    info = probe_video(out)
+    assert (info.height, info.width) == ((48, W) if side == "height" else (H, 48))
+    capfd.readouterr()
+    assert main([*argv, f"--{side}", "33"]) == 2
+    assert "33" in capfd.readouterr().err
