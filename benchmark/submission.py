@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mit_dataset.clip_folder import check_not_clip_folders
 from mit_dataset.features import DIFFICULTIES, SUBSETS
 from mit_dataset.media import probe_media
 
@@ -73,6 +74,7 @@ def load_test_split(dataset, config: str | None = None, cache_dir: str | None = 
             raise ValueError(f"dataset has no 'test' split (splits: {sorted(dataset)})")
         dataset = dataset["test"]
     elif not isinstance(dataset, datasets.Dataset):
+        check_not_clip_folders(dataset)
         try:
             if (Path(dataset) / "state.json").is_file() or (Path(dataset) / "dataset_dict.json").is_file():
                 return load_test_split(datasets.load_from_disk(str(dataset)), config)  # save_to_disk folder

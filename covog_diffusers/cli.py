@@ -184,6 +184,9 @@ def find_clip(
     dataset_path = Path(dataset)
     if not dataset_path.exists() and "/" not in str(dataset):
         raise FileNotFoundError(f"--dataset: {dataset} is not a folder")
+    from mit_dataset.clip_folder import check_not_clip_folders
+
+    check_not_clip_folders(dataset)
     loaded = datasets.load_dataset(str(dataset), config, split=split, cache_dir=cache_dir)
     splits = {split: loaded} if split is not None else dict(loaded)
     for part in splits.values():

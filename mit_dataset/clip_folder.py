@@ -103,6 +103,22 @@ def is_clip_folder(path: Path) -> bool:
     )
 
 
+def check_not_clip_folders(dataset) -> None:
+    """Raise ``ValueError`` when ``dataset`` (a path given where a dataset folder or Hub id belongs) is a folder of
+    official clip folders, or one clip folder, rather than a dataset folder: ``load_dataset`` would read their
+    JSON files as a table and fail with a bare ``DatasetGenerationError``."""
+    if not isinstance(dataset, (str, os.PathLike)):
+        return
+    path = Path(dataset)
+    if not path.is_dir() or (path / "data").is_dir():
+        return
+    if is_clip_folder(path) or any(is_clip_folder(child) for child in path.iterdir()):
+        raise ValueError(
+            f"{path} holds official clip folders, not a dataset folder: write one with "
+            f"`mit-talking export {path} --out DATASET_DIR` and pass DATASET_DIR"
+        )
+
+
 def list_clip_folders(clips_dir: str | os.PathLike) -> list[Path]:
     clips_dir = Path(clips_dir)
     if not clips_dir.is_dir():

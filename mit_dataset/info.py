@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .clip_folder import check_not_clip_folders
 from .features import DEFAULT_CONFIG, SPLITS, SUBSETS
 
 #: The columns an overview reads, in the order of its table.
@@ -91,6 +92,7 @@ def dataset_overview(dataset: str | os.PathLike, config: str | None = None) -> D
     name = str(dataset)
     if not Path(name).exists() and (os.sep in name or name.startswith(".")):
         raise FileNotFoundError(f"{name}: no such dataset folder")
+    check_not_clip_folders(name)
     configs = datasets.get_dataset_config_names(name)
     if config is not None and config not in configs:
         raise ValueError(f"{name}: unknown config {config!r}, expected one of {configs}")

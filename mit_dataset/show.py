@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path, remove_stale_temporaries
+from .clip_folder import check_not_clip_folders
 from .features import SAMPLING_RATE
 from .frame_decoder import iter_frames
 from .geometry import FrameTransform
@@ -42,6 +43,7 @@ def find_clip(dataset: str | os.PathLike, clip_id: str, cache_dir: str | os.Path
     ``cache_dir``: the ``datasets`` cache folder (default: datasets')."""
     import datasets
 
+    check_not_clip_folders(dataset)
     loaded = datasets.load_dataset(str(dataset), cache_dir=str(cache_dir) if cache_dir else None)
     splits = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     available = []

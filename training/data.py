@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from covog_diffusers.models.audio import audio_context_frames
+from mit_dataset.clip_folder import check_not_clip_folders
 from mit_dataset.torch_view import MITVideoDataset, collate_mit_batch
 
 
@@ -33,6 +34,7 @@ def load_split(dataset: str, name: str | None, split: str, cache_dir: str | None
     if not Path(dataset).exists() and "/" not in dataset:
         raise FileNotFoundError(f"data.dataset: {dataset} is not a folder (an MIT dataset in the Hub layout)")
     try:
+        check_not_clip_folders(dataset)
         loaded = datasets.load_dataset(dataset, name, cache_dir=cache_dir)
     except (ValueError, FileNotFoundError) as error:
         raise ValueError(f"data.dataset: cannot load {dataset} (config {name!r}): {error}") from error

@@ -186,3 +186,45 @@ def test_one_option_name_per_concept_across_commands():
     }.items():
         assert alias not in names, f"{alias} is spelled {name} elsewhere"
     assert "--guidance-scale" in names and "--num-frames" in names
+
+
+@pytest.fixture(scope="module")
+def raw_clip_folders(tmp_path_factory, synthetic_records) -> Path:
+    from mit_dataset.clip_folder import write_clip_folders
+
+    return write_clip_folders(synthetic_records[:1], tmp_path_factory.mktemp("raw") / "raw-clips")
+
+
+@pytest.mark.parametrize(
+    "program, argv",
+    [
+        ("mit-talking", ["info", "{raw}"]),
+        ("mit-talking", ["show", "x", "--dataset", "{raw}", "--out", "{tmp}/show"]),
+        ("mit-bench", ["validate", "--dataset", "{raw}", "--predictions", "{tmp}"]),
+        ("mit-bench", ["validate", "--dataset", "{clip}", "--predictions", "{tmp}"]),
+    ],
+)
+def test_clip_folders_given_as_a_dataset_say_so(raw_clip_folders, tmp_path, capsys, program, argv):
+    """README's two folders mixed up (official clip folders where the Hub layout belongs): one line that names
+    the folder and says to export it, not datasets' bare DatasetGenerationError."""
+    clip = next(p for p in raw_clip_folders.iterdir() if p.is_dir())
+    argv = [a.format(raw=raw_clip_folders, clip=clip, tmp=tmp_path) for a in argv]
+    assert run(program, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds official clip folders, not a dataset folder" in err and "mit-talking export" in err
+    assert "\n" not in err and "DatasetGenerationError" not in err
+
+
+def test_every_dataset_loader_refuses_clip_folders(raw_clip_folders):
+    from benchmark.submission import load_test_split
+    from covog_diffusers.cli import find_clip
+    from training.data import load_split
+
+    loaders = [
+        lambda: find_clip(str(raw_clip_folders), "x", None, None, None),
+        lambda: load_split(str(raw_clip_folders), None, "train"),
+        lambda: load_test_split(str(raw_clip_folders)),
+    ]
+    for load in loaders:
+        with pytest.raises(ValueError, match="holds official clip folders"):
+            load()
