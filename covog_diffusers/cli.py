@@ -22,6 +22,15 @@ def _add_create_tiny(subparsers) -> None:
     parser.add_argument("out", type=Path, help="pipeline folder to create")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument(
+        "--component-config",
+        type=Path,
+        help='JSON file of config changes to the tiny components (covog_diffusers.tiny.tiny_configs), e.g. '
+        '{"denoising_unet": {"use_iad": false}, "pose_guider": {"block_out_channels": [8, 16, 32]}}',
+    )
+    parser.add_argument(
+        "--vae", type=Path, help="AutoencoderKL folder to use as the VAE (e.g. made by `covog train-vae`)"
+    )
     parser.set_defaults(run=_create_tiny)
 
 
@@ -159,19 +168,32 @@ def add_commands(subparsers) -> None:
 # ------------------------------------------------------------------------------------------------- commands
 
 
-def create_tiny(out: Path, seed: int = 0, overwrite: bool = False) -> Path:
-    """``create_tiny_pipeline(seed).save_pretrained(out)``, written to a temporary sibling and renamed
-    (:func:`mit_dataset.atomic.atomic_path`)."""
+def create_tiny(
+    out: Path, seed: int = 0, overwrite: bool = False, components: dict | None = None, vae=None
+) -> Path:
+    """``create_tiny_pipeline(seed, **components).save_pretrained(out)``, written to a temporary sibling and
+    renamed (:func:`mit_dataset.atomic.atomic_path`); ``vae``: an ``AutoencoderKL`` folder replacing the random
+    VAE."""
     from mit_dataset.atomic import atomic_path, remove_stale_temporaries
 
     from .tiny import create_tiny_pipeline
+
+    components = dict(components or {})
+    if vae is not None:
+        from diffusers import AutoencoderKL
+
+        if not (Path(vae) / "config.json").is_file():
+            raise FileNotFoundError(f"--vae: {vae} is not an AutoencoderKL folder (no config.json)")
+        components["vae"] = AutoencoderKL.from_pretrained(vae)
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
     remove_stale_temporaries(out.parent)
     with atomic_path(out, directory=True, overwrite=overwrite) as staging:
-        create_tiny_pipeline(seed=seed).save_pretrained(staging)
+        pipe = create_tiny_pipeline(seed=seed, **components)
+        pipe.check_components()
+        pipe.save_pretrained(staging)
     return out
 
 
@@ -201,7 +223,7 @@ def find_clip(
 _COMPONENT_KEYS = ("denoising_unet", "audio_projection", "pose_encoder")
 
 
-def _component_config(path) -> dict:
+def _component_config(path, allowed: tuple[str, ...] = _COMPONENT_KEYS) -> dict:
     if path is None:
         return {}
     import json
@@ -210,10 +232,10 @@ def _component_config(path) -> dict:
         config = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"--component-config: cannot read {path} as JSON ({error})") from error
-    unknown = set(config) - set(_COMPONENT_KEYS) if isinstance(config, dict) else {"<not an object>"}
+    unknown = set(config) - set(allowed) if isinstance(config, dict) else {"<not an object>"}
     if unknown or not all(isinstance(v, dict) for v in config.values()):
         raise ValueError(
-            f"--component-config: expected an object with keys among {_COMPONENT_KEYS} mapping to "
+            f"--component-config: expected an object with keys among {allowed} mapping to "
             f"objects, got {sorted(unknown) or config}"
         )
     return config
@@ -289,7 +311,10 @@ def generate(args) -> Path:
 
 
 def _create_tiny(args) -> None:
-    out = create_tiny(args.out, seed=args.seed, overwrite=args.overwrite)
+    from .tiny import tiny_configs
+
+    components = _component_config(args.component_config, tuple(tiny_configs()))
+    out = create_tiny(args.out, seed=args.seed, overwrite=args.overwrite, components=components, vae=args.vae)
     print(f"wrote a tiny CovOG pipeline to {out}")
 
 

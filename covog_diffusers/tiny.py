@@ -96,7 +96,7 @@ def create_tiny_pipeline(seed: int = 0, randomize_zero_init: bool = False, **ove
 
     ``overrides``: per component either a dict of config changes (``denoising_unet={"use_iad": False}``,
     ``pose_guider={"joint": True}``) or a ready component / ``None`` (optional components) to use as is.
-    ``randomize_zero_init`` fills the zero-initialised output layers (pose encoders, IADs) with small random
+    ``randomize_zero_init`` fills the zero-initialised output layers (pose encoders, IADs, motion modules) with small random
     values, so that every input visibly changes the output (tests).
     """
     configs = tiny_configs()
@@ -136,8 +136,9 @@ def create_tiny_pipeline(seed: int = 0, randomize_zero_init: bool = False, **ove
         for name in ("pose_guider", "pose_adaptor"):
             if components[name] is not None:
                 layers.append(components[name].conv_out)
-        drivers = components["denoising_unet"].audio_drivers
-        layers += [driver.to_out for driver in drivers] if drivers is not None else []
+        unet = components["denoising_unet"]
+        layers += [driver.to_out for driver in unet.audio_drivers] if unet.audio_drivers is not None else []
+        layers += [m.proj_out for n, m in unet.named_modules() if n.split(".")[-2:-1] == ["motion_modules"]]
         with torch.no_grad():
             for layer in layers:
                 for param in layer.parameters():

@@ -81,8 +81,9 @@ def _mit_talking_commands() -> list[AddCommands]:
 def _covog_commands() -> list[AddCommands]:
     from covog_diffusers.cli import add_commands
     from training.cli import add_train_command
+    from training.vae import add_train_vae_command
 
-    return [add_commands, add_train_command]
+    return [add_commands, add_train_command, add_train_vae_command]
 
 
 def _mit_bench_commands() -> list[AddCommands]:

@@ -14,7 +14,8 @@ with the pose and Interactive Audio Driver hooks.
   (:mod:`covog_diffusers.models.reference_attention`), not here.
 
 ``use_iad=False`` is the "without IAD" ablation: no IAD modules exist and audio inputs are ignored. A fresh
-IAD (zero-initialised output) gives exactly the same output as ``use_iad=False``.
+IAD (zero-initialised output) gives exactly the same output as ``use_iad=False``, and a fresh motion module
+(zero output projection, AnimateDiff's ``zero_initialize``) is the identity.
 """
 
 from __future__ import annotations
@@ -126,6 +127,13 @@ class CovOGDenoisingNet(UNetMotionModel):
             raise ValueError(
                 "CovOGDenoisingNet supports neither addition_embed_type nor encoder_hid_dim_type"
             )
+        # AnimateDiff's ``zero_initialize``: a fresh motion module is the identity (its output projection is
+        # zero), so a DenoisingNet built from scratch starts stage 2 as the stage 1 image model; pretrained
+        # motion modules overwrite these weights when loaded.
+        for name, module in self.named_modules():
+            if name.split(".")[-2:-1] == ["motion_modules"]:
+                nn.init.zeros_(module.proj_out.weight)
+                nn.init.zeros_(module.proj_out.bias)
         self.audio_drivers = None
         if use_iad:
             channels = list(block_out_channels)
