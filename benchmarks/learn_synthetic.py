@@ -12,8 +12,9 @@ Setup (the shipped model's recipe, ``training/recipes/covog-tiny-synthetic``, at
   test split has 6 easy clips (seen identities) and 6 challenging ones (unseen identities, heated turn-taking);
 * every model starts from ``covog create-tiny --seed 0 --component-config components.json`` with the same
   fitted, frozen VAE (``--vae``; default the shipped model's);
-* **CovOG**: stage 1 then stage 2 (``covog train``, the recipe's configs with ``training.max_steps``
-  overridden); **w/o MPE**: the same with AnimateAnyone's joint pose guider and adaptor (``joint=True``: the
+* **CovOG**: stage 1 then stage 2 (``covog train``, the recipe's ``stage1.yaml`` / ``stage2.yaml`` with
+  ``training.max_steps`` overridden and uniform loss weights, ``training.snr_gamma=null``: the objective of the
+  recipe's ``stage1b.yaml``, which says why min-SNR starves a from-scratch model); **w/o MPE**: the same with AnimateAnyone's joint pose guider and adaptor (``joint=True``: the
   persons' maps composited and encoded once), its own stage 1 and stage 2; **w/o IAD**: CovOG's stage 1
   (identical: the IADs are idle in stage 1, which has no audio) then stage 2 of a DenoisingNet built with
   ``use_iad=False``, so the ablation differs only where the IAD is trained;
@@ -137,7 +138,8 @@ def main() -> None:
         step(f"stage{stage} {name}", run_dir / "pipeline" / "model_index.json", *cli("covog"), "train",
              "--config", str(RECIPE / f"stage{stage}.yaml"), "--resume", "latest",
              f"model.pretrained={start}", f"data.dataset={out / 'train-data'}", f"output.dir={run_dir}",
-             f"training.max_steps={steps}", f"training.seed={args.seed}", "output.checkpointing_steps=50",
+             f"training.max_steps={steps}", f"training.seed={args.seed}", "training.snr_gamma=null",
+             "output.checkpointing_steps=50",
              "output.report_to=none", "output.validation_frames=8", "output.validation_inference_steps=4",
              *extra)  # fmt: skip
         return run_dir / "pipeline"

@@ -25,7 +25,7 @@ def _add_create_tiny(subparsers) -> None:
     parser.add_argument(
         "--component-config",
         type=Path,
-        help='JSON file of config changes to the tiny components (covog_diffusers.tiny.tiny_configs), e.g. '
+        help="JSON file of config changes to the tiny components (covog_diffusers.tiny.tiny_configs), e.g. "
         '{"denoising_unet": {"use_iad": false}, "pose_guider": {"block_out_channels": [8, 16, 32]}}',
     )
     parser.add_argument(
@@ -92,7 +92,12 @@ def _add_generate(subparsers) -> None:
         "audio. Size, steps, guidance and windows default to the values the pipeline was saved with "
         "(CovOGPipeline.generation_defaults).",
     )
-    parser.add_argument("--model", required=True, type=Path, help="saved CovOG pipeline folder")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="saved CovOG pipeline folder (default: the CovOG shipped in the package, covog_diffusers.pretrained)",
+    )
     parser.add_argument("--dataset", required=True, help="MIT dataset folder (or Hub id available offline)")
     parser.add_argument("--clip", required=True, help="clip id")
     parser.add_argument("--config", default=None, help="dataset config (default: all)")
@@ -256,6 +261,10 @@ def generate(args) -> Path:
     from .pipelines import CovOGPipeline
     from .video_export import export_to_video
 
+    if args.model is None:
+        from .pretrained import default_pipeline_path
+
+        args.model = default_pipeline_path()
     if not (args.model / "model_index.json").is_file():
         raise FileNotFoundError(f"--model: {args.model} is not a saved CovOG pipeline (no model_index.json)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

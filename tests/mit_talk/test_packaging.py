@@ -57,6 +57,17 @@ def test_wheel_ships_the_metric_modules_and_cards(wheel_files):
         assert f"benchmark/metrics/{name}/README.md" in wheel_files
 
 
+def test_wheel_ships_the_trained_covog(wheel, wheel_files):
+    from covog_diffusers.pretrained import default_pipeline_path
+
+    shipped = default_pipeline_path()
+    expected = {f"covog_diffusers/pretrained/{path.relative_to(shipped.parent).as_posix()}"
+                for path in shipped.rglob("*") if path.is_file()}  # fmt: skip
+    assert any(name.endswith("denoising_unet/diffusion_pytorch_model.safetensors") for name in expected)
+    assert sorted(expected - wheel_files) == []
+    assert wheel.stat().st_size < 25_000_000, f"the wheel takes {wheel.stat().st_size / 1e6:.1f} MB"
+
+
 def test_wheel_declares_the_console_scripts(wheel, wheel_files):
     (entry_points,) = [name for name in wheel_files if name.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel) as archive:
