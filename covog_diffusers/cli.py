@@ -26,10 +26,14 @@ def _add_create_tiny(subparsers) -> None:
         "--component-config",
         type=Path,
         help="JSON file of config changes to the tiny components (covog_diffusers.tiny.tiny_configs), e.g. "
-        '{"denoising_unet": {"use_iad": false}, "pose_guider": {"block_out_channels": [8, 16, 32]}}',
+        '{"denoising_unet": {"use_iad": false}, "pose_guider": {"block_out_channels": [8, 16, 32]}} '
+        "(default: the tiny configs as they are)",
     )
     parser.add_argument(
-        "--vae", type=Path, help="AutoencoderKL folder to use as the VAE (e.g. made by `covog train-vae`)"
+        "--vae",
+        type=Path,
+        help="AutoencoderKL folder to use as the VAE, e.g. made by `covog train-vae` (default: the tiny "
+        "random-initialised VAE)",
     )
     parser.set_defaults(run=_create_tiny)
 

@@ -226,7 +226,10 @@ def train_vae(config: VAETrainingConfig, resume: str | None = None) -> Path:
         torch.set_num_threads(config.num_threads)
     output_dir = Path(config.output_dir)
     run_config = asdict(config)
-    state = {"config": {k: v for k, v in run_config.items() if k != "num_threads"}, "model_fingerprint": "vae"}
+    state = {
+        "config": {k: v for k, v in run_config.items() if k != "num_threads"},
+        "model_fingerprint": "vae",
+    }
     resume_from = resolve_resume(resume, output_dir)
     step = 0
     if resume_from is not None:
@@ -355,12 +358,16 @@ def _save(vae, out: Path, run_config: dict, summary: dict) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--config", required=True, type=Path, help="YAML file (training/configs/tiny-vae.yaml)")
+    parser.add_argument(
+        "--config", required=True, type=Path, help="YAML file (training/configs/tiny-vae.yaml)"
+    )
     parser.add_argument("--dataset", default=None, help="MIT dataset folder (default: the config's)")
     parser.add_argument("--output-dir", default=None, help="run folder (default: the config's output_dir)")
     parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the config's)")
     parser.add_argument(
-        "--resume", default=None, help="'latest' (a fresh start when there is none) or a checkpoint folder"
+        "--resume",
+        default=None,
+        help="'latest' (a fresh start when there is none) or a checkpoint folder (default: a fresh start)",
     )
     parser.set_defaults(run=run)
     return parser
