@@ -27,6 +27,7 @@ SCORE_SCRIPT = r"""
 import json, sys
 import torch
 from benchmark.predict import predict_submission
+from benchmark.protocol import EvaluationSize
 from benchmark.scoring import evaluate_submission
 from covog_diffusers import CovOGPipeline
 from covog_diffusers.pretrained import default_pipeline_path
@@ -38,10 +39,16 @@ pipelines = {
     "shipped": CovOGPipeline.from_pretrained(default_pipeline_path(), local_files_only=True),
     "random": create_tiny_pipeline(seed=0),
 }
+size = EvaluationSize(height=72, width=128)  # the clips' own size
+#: Generation sizes of the clips' shape: the shipped model's own; the random one's VAE and UNets need a latent
+#: grid divisible by 2, so 256x144 (latents 32x18, like the shipped model's 128x72 with its 4x VAE).
+generate = {"shipped": {}, "random": {"height": 144, "width": 256}}
 scores = {}
-for name, pipe in pipelines.items():  # each at its own generation defaults, resized to the clip by predict
-    predict_submission(pipe, dataset, f"{out}/{name}", seed=0, progress=False)
-    results, _ = evaluate_submission(dataset, f"{out}/{name}", metrics=["psnr", "ssim"], progress=False)
+for name, pipe in pipelines.items():
+    predict_submission(pipe, dataset, f"{out}/{name}", seed=0, progress=False, evaluation_size=size,
+                       **generate[name])
+    results, _ = evaluate_submission(dataset, f"{out}/{name}", metrics=["psnr", "ssim"], progress=False,
+                                     evaluation_size=size)
     scores[name] = {metric: results.row()[metric] for metric in ("psnr", "ssim")}
 print(json.dumps(scores))
 """

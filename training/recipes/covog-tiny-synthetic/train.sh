@@ -46,6 +46,6 @@ python3 -m training.ship --pipeline "$RUN/stage2/pipeline" --recipe "$RECIPE" --
 [ -f "$RUN/mit-synthetic-eval/README.md" ] ||
   mit-talking synth --out "$RUN/mit-synthetic-eval" --num-clips 32 --seed 1 --width 128 --height 72 --seconds 0.64
 timed predict mit-bench predict --model "$SHIP_TO" --dataset "$RUN/mit-synthetic-eval" --out "$RUN/predictions" \
-  --seed 0
+  --seed 0 --eval-size 128x72
 mit-bench evaluate --dataset "$RUN/mit-synthetic-eval" --predictions "$RUN/predictions" --out "$RUN/results.json" \
-  --model-name covog-tiny-synthetic --model-card "$SHIP_TO/README.md"
+  --model-name covog-tiny-synthetic --model-card "$SHIP_TO/README.md" --eval-size 128x72
