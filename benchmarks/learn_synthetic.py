@@ -19,8 +19,8 @@ Setup (the shipped model's recipe, ``training/recipes/covog-tiny-synthetic``, at
   (identical: the IADs are idle in stage 1, which has no audio) then stage 2 of a DenoisingNet built with
   ``use_iad=False``, so the ablation differs only where the IAD is trained;
 * **untrained**: CovOG's initial pipeline (random UNets and pose encoders, fitted VAE);
-* scoring: ``mit-bench predict`` at 128x72 (same steps, guidance and seed for all) and ``evaluate`` (SSIM, PSNR,
-  speaker sync; FVD needs user-supplied I3D weights: ``--i3d`` or ``$MIT_BENCH_I3D``, else it is left out).
+* scoring: ``mit-bench predict`` at 128x72 (same steps, guidance and seed for all) and ``evaluate`` at the
+  evaluation size 128x72 (SSIM, PSNR, speaker sync; FVD needs user-supplied I3D weights: ``--i3d`` or ``$MIT_BENCH_I3D``, else it is left out).
 
 Every step is a resumable command in ``--out``; rerunning the script continues where it stopped.
 """
@@ -153,6 +153,7 @@ def main() -> None:
         without_iad(stage1, out / "no-iad-stage1")
     final["CovOG w/o IAD"] = train(2, "CovOG w/o IAD", out / "no-iad-stage1", out / "no-iad-stage2")
 
+    from benchmark.protocol import EvaluationSize
     from benchmark.scoring import evaluate_submission
 
     results = {}
@@ -160,11 +161,16 @@ def main() -> None:
         predictions = out / "predictions" / name.replace(" ", "_").replace("/", "")
         step(f"predict {name}", predictions / "done", *cli("mit-bench"), "predict", "--model", str(final[name]),
              "--dataset", str(out / "eval-data"), "--out", str(predictions), "--steps", str(args.steps),
-             "--height", "72", "--width", "128",
+             "--height", "72", "--width", "128", "--eval-size", "128x72",
              "--guidance-scale", str(args.guidance_scale), "--seed", str(args.seed), "--no-progress")  # fmt: skip
         (predictions / "done").touch()
         scored, report = evaluate_submission(
-            str(out / "eval-data"), predictions, model_name=name, i3d_path=args.i3d, progress=False
+            str(out / "eval-data"),
+            predictions,
+            model_name=name,
+            i3d_path=args.i3d,
+            progress=False,
+            evaluation_size=EvaluationSize(height=72, width=128),  # the clips' own size
         )
         if not scored.complete:
             raise RuntimeError(f"{name}: incomplete submission\n{report.format()}")
