@@ -20,7 +20,8 @@ Setup (the shipped model's recipe, ``training/recipes/covog-tiny-synthetic``, at
   ``use_iad=False``, so the ablation differs only where the IAD is trained;
 * **untrained**: CovOG's initial pipeline (random UNets and pose encoders, fitted VAE);
 * scoring: ``mit-bench predict`` at 128x72 (same steps, guidance and seed for all) and ``evaluate`` at the
-  evaluation size 128x72 (SSIM, PSNR, speaker sync; FVD needs user-supplied I3D weights: ``--i3d`` or ``$MIT_BENCH_I3D``, else it is left out).
+  evaluation size 128x72 (SSIM, PSNR, speaker sync; FVD needs user-supplied I3D weights: ``--i3d`` or
+  ``$MIT_BENCH_I3D``, else it is left out).
 
 Every step is a resumable command in ``--out``; rerunning the script continues where it stopped.
 """
