@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, remove_stale_temporaries, temporary_name
 from ..distributed import distributed_state
+from ..safe_names import UnsafeNameError, child_path
 from .align import AlignedClip, align_clip
 from .config import AnnotateConfig
 from .errors import SkipVideo
@@ -304,10 +305,20 @@ def _publish(staged: list[Path], out: Path) -> list[str]:
     return names
 
 
-def _unpublish(names: list[str], out: Path, keep: set[str]) -> None:
-    for name in names:
-        if name not in keep and (out / name).is_dir():
-            shutil.rmtree(out / name)
+def _unpublish(names, out: Path, keep: set[str], video: RawVideo) -> None:
+    """Delete ``video``'s clip folders of an earlier run that this run did not write again. ``names`` comes from
+    the cache's done file (a file on disk, the cache folder may be shared): only safe names of this video's clips
+    are deleted, so a forged or corrupt list can neither reach outside ``out`` nor another video's clips."""
+    prefix = f"{video.source}_{video.video}_"
+    for name in names if isinstance(names, list) else []:
+        if not isinstance(name, str) or name in keep or not name.startswith(prefix):
+            continue
+        try:
+            path = child_path(out, name, what="cached clip name")
+        except UnsafeNameError:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
 
 
 def annotate_video(
@@ -344,7 +355,7 @@ def annotate_video(
                 raise SkipVideo("bad_annotation", str(error)) from error
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            _unpublish(previous.get("clips", []), out, set(names))
+            _unpublish(previous.get("clips"), out, set(names), video)
             cache.write_json(DONE_FILE, {"key": done_key, "clips": names})
             report.seconds["write"] = round(time.perf_counter() - started, 3)
             report.cpu_seconds["write"] = round(time.process_time() - cpu, 3)
@@ -352,7 +363,7 @@ def annotate_video(
         bar.update()
     except SkipVideo as error:
         report.skip(error.reason, str(error))
-        _unpublish(previous.get("clips", []), out, set())
+        _unpublish(previous.get("clips"), out, set(), video)
         cache.path(DONE_FILE).unlink(missing_ok=True)
     finally:
         bar.close()

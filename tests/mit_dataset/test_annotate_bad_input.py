@@ -151,3 +151,23 @@ def test_unsafe_names_and_a_missing_folder(tmp_path):
     assert report.videos[0].reason == "unreadable" and "control character" in report.videos[0].message
     with pytest.raises(FileNotFoundError, match="no such folder of raw videos"):
         annotate(tmp_path / "absent", tmp_path / "out", progress=False)
+
+
+def test_a_forged_done_file_deletes_nothing_but_this_videos_old_clips(tmp_path):
+    """The cache's done.json lists the clip folders a rerun replaces; a forged or corrupt list (the cache folder
+    may be shared) deletes neither folders outside ``--out`` nor another video's clips."""
+    raw, out, cache = tmp_path / "raw", tmp_path / "out", tmp_path / "cache"
+    _episode(raw, "ep", width=128, height=72)
+    victims = [tmp_path / "victim", out / "victim", out / f"{SOURCE}_other_000000to000010"]
+    stale = out / f"{SOURCE}_ep_999000to999010"  # this video's clip of an earlier run: removed
+    for folder in [*victims, stale]:
+        folder.mkdir(parents=True)
+    done = cache / SOURCE / "ep" / "done.json"
+    done.parent.mkdir(parents=True)
+    names = ["../victim", "victim", victims[2].name, stale.name, 7, f"{SOURCE}_ep_/../../victim"]
+    done.write_text(json.dumps({"key": "forged", "clips": names}))
+    report = annotate(raw, out, config=TINY_CONFIG, cache_dir=cache, progress=False)
+    assert report.videos[0].status == "done", report.videos[0].message
+    assert all(folder.is_dir() for folder in victims) and not stale.exists()
+    done.write_text(json.dumps({"key": "forged", "clips": "not a list"}))
+    assert annotate(raw, out, config=TINY_CONFIG, cache_dir=cache, progress=False).videos[0].status == "done"
