@@ -82,7 +82,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", seed: int = 0) -> dict:
         predictions,
         seed=seed,
         evaluation_size=DEMO_EVALUATION_SIZE,
-        progress=False,
+        progress=True,  # the demo's longest step (minutes on a busy 2-core machine): show it moving
     )
     print(f"{len(summary.written)} generated, {len(summary.skipped)} already there: {predictions}")
 
