@@ -349,6 +349,7 @@ def run_readme(
     threads, 30 s with one, under load)."""
     scratch, home = tmp_path / "scratch", tmp_path / "home"
     scratch.mkdir(parents=True)
+    (home / "tmp").mkdir(parents=True)
     for entry in clone_entries():
         (scratch / entry).symlink_to(ROOT / entry)
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
@@ -361,6 +362,7 @@ def run_readme(
         "HF_DATASETS_OFFLINE": "1",
         "HF_EVALUATE_OFFLINE": "1",
         "MPLCONFIGDIR": str(home / "matplotlib"),
+        "TMPDIR": str(home / "tmp"),  # the system temp folder, watched for folders the blocks leave behind
         "MIT_TALK_DEBUG": "1",  # a failing command shows its traceback here
         "TQDM_DISABLE": "1",
         "OMP_NUM_THREADS": "1",
@@ -418,6 +420,9 @@ def _check_whole_readme(tmp_path: Path, fresh_processes: bool) -> None:
     assert len(BLOCK_DONE.findall(done.stdout)) == len(blocks) + 1
     left = {p.name for p in (tmp_path / "scratch").iterdir()} - set(clone_entries())
     assert left <= ALLOWED_OUTPUTS, f"README blocks wrote outside outputs/: {sorted(left - ALLOWED_OUTPUTS)}"
+    # tempfile.mkdtemp() folders left in the system temp folder (an example's 20 MB per run, never removed)
+    leaked = sorted(p.name for p in (tmp_path / "home" / "tmp").iterdir() if p.name.startswith("tmp"))
+    assert not leaked, f"README blocks left temporary folders behind: {leaked}"
     assert "/outputs/" in (ROOT / ".gitignore").read_text().splitlines()
     _check_shell_probe(tmp_path / "scratch")
 
