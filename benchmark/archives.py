@@ -11,8 +11,10 @@ while counting bytes:
   goes through :func:`mit_dataset.safe_names.check_name`;
 - no links, devices or other special members, no duplicates, no encrypted zip members;
 - at most :attr:`ExtractionLimits.max_members` members, :attr:`~ExtractionLimits.max_member_bytes` per file and
-  :attr:`~ExtractionLimits.max_total_bytes` in all, counted on the bytes actually decompressed (a zip's declared
-  sizes can lie).
+  :attr:`~ExtractionLimits.max_total_bytes` in all, and at most :attr:`~ExtractionLimits.max_ratio` bytes out per
+  archive byte in: a member is refused when its declared size OR the bytes actually decompressed so far pass a
+  limit (headers can lie), and the partial file goes with the refused folder. The limits come from the test
+  split (:meth:`ExtractionLimits.for_clips`): no valid prediction is larger than its raw frames.
 
 The folder is written under a writer-marked temporary name and renamed into place only when complete
 (:mod:`mit_dataset.atomic`), so a refused or interrupted extraction leaves nothing behind.
@@ -41,11 +43,37 @@ class ArchiveError(ValueError):
     """An archive that is not a safe, well-formed submission; the message names the archive and member."""
 
 
+#: Container overhead allowed on top of a clip's raw frames (mp4 boxes, audio track), in bytes.
+CONTAINER_SLACK_BYTES = 2**20
+#: Members a submission may hold besides its clips: one top-level folder entry and :data:`IGNORED_NAMES`.
+_EXTRA_MEMBERS = 1 + len(IGNORED_NAMES)
+
+
 @dataclass(frozen=True)
 class ExtractionLimits:
-    max_members: int = 20_000
-    max_member_bytes: int = 4 * 2**30
-    max_total_bytes: int = 64 * 2**30
+    """Bounds on what one archive may unpack to (counts, bytes per member, bytes in all, expansion ratio)."""
+
+    max_members: int
+    max_member_bytes: int
+    max_total_bytes: int
+    #: Decompressed bytes per archive byte: an mp4 is already compressed, so zip/gzip barely shrink it
+    #: (ratio ~1); a bomb of zeros reaches ~1000.
+    max_ratio: float = 50.0
+
+    @classmethod
+    def for_clips(cls, specs, evaluation_size) -> ExtractionLimits:
+        """The limits for a submission of ``specs`` (:class:`~benchmark.submission.ClipSpec`): a prediction is
+        never larger than its raw RGB frames (``num_frames x H x W x 3`` bytes, at the larger of the
+        evaluation size and the clip's own size, the two sizes ``validate`` accepts) plus
+        :data:`CONTAINER_SLACK_BYTES`; in all, one such file per expected clip."""
+        specs = list(specs)
+        if not specs:
+            raise ValueError("no test clips to derive archive limits from")
+        pixels = evaluation_size.height * evaluation_size.width
+        per_member = CONTAINER_SLACK_BYTES + max(
+            spec.num_frames * max(pixels, spec.height * spec.width) * 3 for spec in specs
+        )
+        return cls(len(specs) + _EXTRA_MEMBERS, per_member, per_member * len(specs))
 
 
 def is_archive(path: Path) -> bool:
@@ -103,31 +131,35 @@ def extract_submission(
     archive_path: str | os.PathLike,
     dest: str | os.PathLike,
     clip_ids,
-    limits: ExtractionLimits | None = None,
+    limits: ExtractionLimits,
 ) -> Path:
-    """Extract the clips of a submission archive into the new folder ``dest`` (``<clip_id>.mp4`` files).
+    """Extract the clips of a submission archive into the new folder ``dest`` (``<clip_id>.mp4`` files) within
+    ``limits`` (usually :meth:`ExtractionLimits.for_clips` of the test split).
 
     Raises:
         ArchiveError: the archive is unreadable or holds anything but the expected clips (see the module
             docstring); nothing is left at ``dest`` then.
     """
     archive_path, dest = Path(archive_path), Path(dest)
-    limits = limits or ExtractionLimits()
     where = f"archive {archive_path.name}"
     expected = {f"{clip_id}.mp4" for clip_id in clip_ids}
     try:
+        # Bytes out allowed for the archive's size; the slack keeps archives of tiny clips from being refused.
+        max_expanded = limits.max_ratio * archive_path.stat().st_size + CONTAINER_SLACK_BYTES
         if zipfile.is_zipfile(archive_path):
             with (
                 zipfile.ZipFile(archive_path) as archive,
                 atomic_path(dest, directory=True, overwrite=False) as tmp,
             ):
-                _extract(_zip_members(archive, where, limits.max_members), tmp, expected, limits, where)
+                members = _zip_members(archive, where, limits.max_members)
+                _extract(members, tmp, expected, limits, max_expanded, where)
         elif tarfile.is_tarfile(archive_path):
             with (
                 tarfile.open(archive_path, "r:*") as archive,
                 atomic_path(dest, directory=True, overwrite=False) as tmp,
             ):
-                _extract(_tar_members(archive, where), tmp, expected, limits, where)
+                members = _tar_members(archive, where)
+                _extract(members, tmp, expected, limits, max_expanded, where)
         else:
             raise ArchiveError(f"{where}: not a zip or tar archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError) as error:
@@ -138,7 +170,12 @@ def extract_submission(
 
 
 def _extract(
-    members: Iterator[_Member], out: Path, expected: set[str], limits: ExtractionLimits, where: str
+    members: Iterator[_Member],
+    out: Path,
+    expected: set[str],
+    limits: ExtractionLimits,
+    max_expanded: float,
+    where: str,
 ) -> None:
     top, seen, total = None, set(), 0
     for count, member in enumerate(members, start=1):
@@ -166,23 +203,33 @@ def _extract(
         if name in seen:
             raise ArchiveError(f"{where}: member {member.name!r} appears twice")
         seen.add(name)
-        if member.size > limits.max_member_bytes or total + member.size > limits.max_total_bytes:
-            raise ArchiveError(f"{where}: member {member.name!r} is too large ({member.size} bytes declared)")
-        total += _copy(member, child_path(out, name, what=f"{where}: member"), limits, total, where)
+        budget = _budget(limits, max_expanded, total)
+        if member.size > budget:
+            raise ArchiveError(
+                f"{where}: member {member.name!r} is too large ({member.size} bytes declared, at most {budget} "
+                "allowed: a valid prediction is never larger than its raw frames)"
+            )
+        total += _copy(
+            member, child_path(out, name, what=f"{where}: member"), min(budget, member.size), where
+        )
 
 
-def _copy(member: _Member, target: Path, limits: ExtractionLimits, total: int, where: str) -> int:
+def _budget(limits: ExtractionLimits, max_expanded: float, total: int) -> int:
+    """Bytes the next member may hold, given ``total`` bytes already extracted."""
+    return int(min(limits.max_member_bytes, limits.max_total_bytes - total, max_expanded - total))
+
+
+def _copy(member: _Member, target: Path, budget: int, where: str) -> int:
+    """Copy ``member`` to ``target`` counting bytes; refused at the first chunk past ``budget`` (the partial
+    file is in the temporary folder the refusal removes)."""
     written = 0
     with member.open() as source, open(target, "xb") as sink:
         while chunk := source.read(_CHUNK):
             written += len(chunk)
-            if (
-                written > member.size
-                or written > limits.max_member_bytes
-                or total + written > limits.max_total_bytes
-            ):
+            if written > budget:
                 raise ArchiveError(
-                    f"{where}: member {member.name!r} expands past its declared size or the limits"
+                    f"{where}: member {member.name!r} expands past its declared size or the limits "
+                    f"({budget} bytes allowed)"
                 )
             sink.write(chunk)
     return written

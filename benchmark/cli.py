@@ -18,7 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from .archives import ExtractionLimits
 from .protocol import PAPER_EVALUATION_SIZE, EvaluationSize
 from .scoring import METRICS
 
@@ -39,6 +38,27 @@ def _add_evaluation_size(parser, what: str) -> None:
         help=f"the evaluation size: {what} (default: %(default)s, the paper's); every video is scaled to cover "
         "it and centre-cropped",
     )
+
+
+def _check_inputs(args) -> None:
+    """Refuse a missing input folder with one line naming its argument, before anything runs or is written (a
+    missing predictions folder is bad input, not a submission with every clip missing). ``--dataset`` is checked
+    only when it is plainly a local path (absolute, ``./``, ``~``): a Hub id is ``owner/name``."""
+    folders = {
+        "--predictions": getattr(args, "predictions", None),
+        "SUBMISSIONS": getattr(args, "submissions", None),
+    }
+    for argument, path in folders.items():
+        if path is not None and not path.is_dir():
+            state = "is not a folder" if path.exists() else "does not exist"
+            raise ValueError(f"{argument} {str(path)!r} {state}: expected a folder")
+    dataset = getattr(args, "dataset", None)
+    if (
+        isinstance(dataset, str)
+        and dataset.startswith(("/", ".", "~"))
+        and not Path(dataset).expanduser().exists()
+    ):
+        raise ValueError(f"--dataset {dataset!r} does not exist: expected a dataset folder or a Hub id")
 
 
 def _add_predictions(parser) -> None:
@@ -186,12 +206,6 @@ def add_commands(sub) -> None:
     )
     _add_evaluation_size(board, "prediction submissions are re-scored at this size")
     board.add_argument(
-        "--max-archive-gib",
-        type=float,
-        default=ExtractionLimits().max_total_bytes / 2**30,
-        help="refuse an archive that expands to more than this many GiB",
-    )
-    board.add_argument(
         "--rank-by", default="ssim", choices=list(METRICS), help="metric that orders the table"
     )
     board.add_argument(
@@ -224,6 +238,7 @@ def _evaluate(args) -> int:
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"--metrics: unknown metric(s) {sorted(unknown)}, expected some of {list(METRICS)}")
+    _check_inputs(args)
     with distributed_command() as state:
         results, report = evaluate_submission(
             args.dataset,
@@ -262,6 +277,7 @@ def _evaluate(args) -> int:
 def _validate(args) -> int:
     from .submission import clip_specs, load_test_split, validate_submission
 
+    _check_inputs(args)
     report = validate_submission(
         args.predictions,
         clip_specs(load_test_split(args.dataset, args.config, args.cache_dir)),
@@ -276,6 +292,7 @@ def _predict(args) -> int:
 
     from .predict import load_pipeline, predict_submission
 
+    _check_inputs(args)
     with distributed_command() as state:
         pipeline = load_pipeline(args.model, device=args.device or state.device)
         # The per-clip bar stays; each clip's denoising bar is cleared when the clip is done.
@@ -311,7 +328,7 @@ def _predict(args) -> int:
 def _leaderboard(args) -> int:
     from .leaderboard import build_leaderboard, write_leaderboard
 
-    limits = ExtractionLimits(max_total_bytes=int(args.max_archive_gib * 2**30))
+    _check_inputs(args)
     board = build_leaderboard(
         args.submissions,
         rank_by=args.rank_by,
@@ -327,11 +344,10 @@ def _leaderboard(args) -> int:
             "trust_detector": args.trust_detector,
             "evaluation_size": args.eval_size,
         },
-        limits=limits,
         work_dir=args.out.parent,
     )
     out, plot = write_leaderboard(board, args.out)
-    print(board.markdown())
+    print(board.text())
     print(f"leaderboard written to {out} (plot: {plot})")
     if not board.entries:
         print("mit-bench leaderboard: no valid results file", file=sys.stderr)

@@ -10,7 +10,9 @@ runs in the HTML page, and ``$\\frac{}$`` makes matplotlib's mathtext parser fai
   HTML or autolink survives;
 - :func:`html_text`: :func:`html.escape` (quotes included) after the same control-character clean-up;
 - :func:`plot_text`: control characters removed; the plot is drawn with matplotlib's ``text.parse_math`` off,
-  so ``$`` is drawn as a dollar sign instead of starting mathtext (which fails on e.g. ``$\\frac{}$``).
+  so ``$`` is drawn as a dollar sign instead of starting mathtext (which fails on e.g. ``$\\frac{}$``);
+- :func:`plain_text`: the terminal: control characters (escape sequences, newlines) removed, nothing escaped, so
+  the summary reads ``Test set: 4 clips``, not markdown's ``Test set\\: 4 clips``.
 
 All three also cut very long text (:data:`MAX_CHARS`), which would otherwise push a table or a plot apart.
 """
@@ -46,6 +48,11 @@ def html_text(text: object, max_chars: int | None = MAX_CHARS) -> str:
     return html.escape(_clean(text, max_chars), quote=True)
 
 
+def plain_text(text: object, max_chars: int | None = MAX_CHARS) -> str:
+    """``text`` as one plain line for a terminal (no escapes: a terminal gives punctuation no meaning)."""
+    return _clean(text, max_chars)
+
+
 def plot_text(text: object, max_chars: int | None = 40) -> str:
     """``text`` as one line for a matplotlib label drawn with ``text.parse_math`` off."""
-    return _clean(text, max_chars)
+    return plain_text(text, max_chars)

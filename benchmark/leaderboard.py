@@ -32,7 +32,8 @@ from mit_dataset.atomic import atomic_path, remove_stale_temporaries, work_folde
 from mit_dataset.safe_names import child_path
 
 from .archives import ArchiveError, ExtractionLimits, archive_stem, extract_submission, is_archive
-from .escaping import html_text, markdown_text
+from .escaping import html_text, markdown_text, plain_text
+from .protocol import PAPER_EVALUATION_SIZE
 from .scoring import METRIC_LABELS, METRICS, SUBSET_LABELS, TABLE_ROWS, BenchmarkResults
 from .submission import PREDICTION_SUFFIXES
 
@@ -127,6 +128,20 @@ class Leaderboard:
         lines += [f"- {note}" for note in self.notes(escape)]
         return "\n".join(lines) + "\n"
 
+    def text(self) -> str:
+        """The leaderboard as plain text for a terminal: aligned columns, one line per entry and note."""
+
+        def escape(text):
+            return plain_text(text, max_chars=None)
+
+        table = [self.header(), *self.rows(plain_text)]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+        return (
+            "\n".join(["MIT benchmark leaderboard", "", *lines, "", *(f"- {n}" for n in self.notes(escape))])
+            + "\n"
+        )
+
     def html(self) -> str:
         def escape(text):
             return html_text(text, max_chars=None)
@@ -219,7 +234,7 @@ class TestSet:
 
 
 def _rescore(
-    source: Path, test: TestSet, work: Path, scoring: dict, limits: ExtractionLimits
+    source: Path, test: TestSet, work: Path, scoring: dict, limits: ExtractionLimits | None
 ) -> BenchmarkResults:
     from .scoring import evaluate_submission
 
@@ -235,7 +250,10 @@ def _rescore(
             source,
             child_path(work, archive_stem(source), ".predictions", what="archive name"),
             [s.clip_id for s in test.specs],
-            limits,
+            limits
+            or ExtractionLimits.for_clips(
+                test.specs, scoring.get("evaluation_size") or PAPER_EVALUATION_SIZE
+            ),
         )
     results, _ = evaluate_submission(test.split, folder, config=test.config, progress=False, **scoring)
     return results
@@ -263,8 +281,9 @@ def build_leaderboard(
 
     ``dataset`` (folder, Hub id or ``datasets.Dataset``): the test split prediction submissions are re-scored on
     and every results file is checked against; ``scoring``: extra :func:`evaluate_submission` arguments for the
-    re-scoring (``metrics``, ``i3d_path``, ``trust_detector``, ``state``); archives are unpacked under
-    ``work_dir`` (default: ``directory``) into a temporary folder removed at the end.
+    re-scoring (``metrics``, ``i3d_path``, ``trust_detector``, ``state``, ``evaluation_size``); archives are
+    unpacked under ``work_dir`` (default: ``directory``) into a temporary folder removed at the end, within
+    ``limits`` (default: :meth:`ExtractionLimits.for_clips` of the test split at the evaluation size).
     """
     if rank_by not in METRICS:
         raise ValueError(f"rank_by {rank_by!r}, expected one of {list(METRICS)}")
@@ -292,7 +311,7 @@ def build_leaderboard(
         with work_folder(Path(work_dir or directory) / "leaderboard.work") as work:
             for source in prediction_sources:
                 try:
-                    results = _rescore(source, test, work, dict(scoring or {}), limits or ExtractionLimits())
+                    results = _rescore(source, test, work, dict(scoring or {}), limits)
                 except (ValueError, ArchiveError, FileNotFoundError) as error:
                     rejected.append((source, str(error)))
                     continue

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -257,8 +258,20 @@ def test_results_without_or_with_another_fingerprint_are_rejected(tmp_path):
 
 def test_cli_leaderboard(submissions, tmp_path, capsys):
     assert main(["leaderboard", str(submissions), "--out", str(tmp_path / "lb.md")]) == 0
-    assert "| 1 | covog |" in capsys.readouterr().out
+    assert re.search(r"^1 +covog ", capsys.readouterr().out, re.MULTILINE)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["leaderboard", str(empty), "--out", str(tmp_path / "lb2.md")]) == 1
     assert main(["leaderboard", str(tmp_path / "missing"), "--out", str(tmp_path / "lb3.md")]) == 2
+
+
+def test_the_terminal_summary_is_plain_text(tmp_path, capsys):
+    # Markdown escapes belong to the .md file; the terminal showed "evil \\| 9\\.99" and "Test set\\:".
+    name = "evil (v2): x_y | 9.99\x1b[31m\nred"
+    _results(name, 0.6, 19.0).write_json(tmp_path / "subs" / "a.json")
+    _results("honest", 0.5, 18.0).write_json(tmp_path / "subs" / "b.json")
+    assert main(["leaderboard", str(tmp_path / "subs"), "--out", str(tmp_path / "lb.md")]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("1 "))
+    assert "evil (v2): x_y | 9.99 [31m red" in row and "\\" not in printed and "\x1b" not in printed
+    assert "Ranked by SSIM" in printed and "evil \\(v2\\)\\:" in (tmp_path / "lb.md").read_text()

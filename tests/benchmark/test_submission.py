@@ -256,3 +256,34 @@ def test_validate_and_evaluate_agree_on_hostile_files(tmp_path, monkeypatch, cap
     assert re.fullmatch(
         r"c8.mp4: [1-7] frames \(its container lists 8: truncated or corrupt\), expected 8", messages["c8"]
     )
+
+
+@pytest.mark.parametrize(
+    "command, argument",
+    [
+        (["evaluate", "--dataset", ".", "--predictions", "{missing}", "--out", "{out}"], "--predictions"),
+        (["evaluate", "--dataset", ".", "--predictions", "{file}", "--out", "{out}"], "--predictions"),
+        (["validate", "--dataset", ".", "--predictions", "{missing}"], "--predictions"),
+        (["leaderboard", "{missing}", "--out", "{out}"], "SUBMISSIONS"),
+        (["leaderboard", ".", "--dataset", "./no-dataset", "--out", "{out}"], "--dataset"),
+        (["predict", "--model", ".", "--dataset", "./no-dataset", "--out", "{out}"], "--dataset"),
+    ],
+)
+def test_a_missing_input_folder_is_one_line_naming_the_argument(
+    tmp_path, monkeypatch, capsys, command, argument
+):
+    # `evaluate --predictions /nonexistent` used to score "every clip missing" and write an incomplete results file.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    paths = {
+        "missing": str(tmp_path / "nowhere"),
+        "file": str(tmp_path / "a-file"),
+        "out": str(tmp_path / "out"),
+    }
+    assert main([part.format(**paths) for part in command]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert argument in captured.err and (
+        "does not exist" in captured.err or "is not a folder" in captured.err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written

@@ -3,6 +3,7 @@
 
 import io
 import json
+import re
 import tarfile
 import zipfile
 
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 from bench_data import CLIP_SIZE, ground_truth_submission, make_test_split, write_tiny_detector
 
-from benchmark.archives import ArchiveError, ExtractionLimits, extract_submission
+from benchmark import archives
+from benchmark.archives import CONTAINER_SLACK_BYTES, ArchiveError, ExtractionLimits, extract_submission
 from benchmark.fingerprint import fingerprint_test_split
 from benchmark.leaderboard import build_leaderboard
 from benchmark.scoring import BenchmarkResults, evaluate_submission
-from benchmark.submission import load_test_split
+from benchmark.submission import clip_specs, load_test_split
 from mit_dataset.hub import write_dataset_folder
 from mit_dataset.video_io import read_video_frames, write_video
 from mit_talk.cli import mit_bench
@@ -148,7 +150,11 @@ def test_cli_rescores_an_archive(world, tmp_path, capsys):
     args = ["leaderboard", str(subs), "--out", str(tmp_path / "lb.md"), "--dataset", str(root / "dataset"),
             "--eval-size", str(CLIP_SIZE)]  # fmt: skip
     assert mit_bench(args) == 0
-    assert "| 1 | team | 4 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert (
+        re.search(r"^1 +team +4 ", printed, re.MULTILINE) and "|" not in printed
+    )  # plain text, not markdown
+    assert "Test set: 4 clips" in printed and "\\" not in printed  # no markdown escapes (was "Test set\\:")
     assert "| verified |" in (tmp_path / "lb.md").read_text()
 
 
@@ -225,3 +231,49 @@ def test_a_prediction_folder_with_links_is_refused(world, tmp_path):
         (folder / f"{name}.mp4").symlink_to(root / "perfect" / f"{name}.mp4")
     board = build_leaderboard(tmp_path / "subs", dataset=str(root / "dataset"), work_dir=tmp_path)
     assert not board.entries and "holds links" in board.rejected[0][1]
+
+
+def test_archive_limits_come_from_the_test_split(world):
+    _, split = world
+    specs = clip_specs(split)
+    limits = ExtractionLimits.for_clips(specs, CLIP_SIZE)
+    raw = max(s.num_frames * max(CLIP_SIZE.height * CLIP_SIZE.width, s.height * s.width) * 3 for s in specs)
+    assert limits.max_member_bytes == raw + CONTAINER_SLACK_BYTES < 2 * 2**20  # not 4 GiB
+    assert (
+        limits.max_total_bytes == len(specs) * limits.max_member_bytes
+        and limits.max_members == len(specs) + 2
+    )
+
+
+def test_a_member_larger_than_a_valid_prediction_is_refused_unread(world, tmp_path, monkeypatch):
+    # The tester's bomb, scaled down: one member past the split's raw-frame bound (it was unpacked up to 4 GiB).
+    root, split = world
+    cap = ExtractionLimits.for_clips(clip_specs(split), CLIP_SIZE).max_member_bytes
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _zip_with(subs, [("easy_two_0.mp4", bytes(cap + 1))]).rename(subs / "bomb.zip")
+    copied = []
+    monkeypatch.setattr(archives, "_copy", lambda member, *a: copied.append(member.name))
+    board = build_leaderboard(
+        subs, dataset=str(root / "dataset"), work_dir=tmp_path, scoring={"evaluation_size": CLIP_SIZE}
+    )
+    assert "bomb.zip" in str(board.rejected[0][0]) and "too large" in board.rejected[0][1]
+    assert copied == [] and not list(tmp_path.glob(".leaderboard.work*"))
+
+
+def test_a_highly_compressed_member_is_refused_by_ratio(tmp_path):
+    archive = _zip_with(tmp_path, [("easy_two_0.mp4", bytes(3 * 2**20))])  # ~3 KiB on disk, 3 MiB out
+    limits = ExtractionLimits(max_members=5, max_member_bytes=2**30, max_total_bytes=2**30, max_ratio=50)
+    with pytest.raises(ArchiveError, match="too large"):
+        extract_submission(archive, tmp_path / "out", CLIPS, limits)
+    assert not (tmp_path / "out").exists()
+
+
+def test_streamed_bytes_are_counted_whatever_the_header_says(tmp_path, monkeypatch):
+    # A reader that yields more than the member's declared size is stopped at the cap and leaves nothing.
+    archive = _tar_with(tmp_path, lambda a: _file(a, "easy_two_0.mp4", b"x" * 1000))
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, info: io.BytesIO(b"x" * 10**6))
+    limits = ExtractionLimits(max_members=5, max_member_bytes=2**30, max_total_bytes=2**30)
+    with pytest.raises(ArchiveError, match="expands past"):
+        extract_submission(archive, tmp_path / "out", CLIPS, limits)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
