@@ -26,7 +26,10 @@ pipeline/ (CovOGPipeline.save_pretrained, with a model card) or lora/ (adapter w
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "--config", required=True, type=Path, help="training config YAML (training/configs/*.yaml)"
+        "--config",
+        required=True,
+        type=Path,
+        help="training config YAML: a file, or a packaged config by name (stage1, stage2, tiny-stage1, tiny-stage2)",
     )
     parser.add_argument(
         "--resume",

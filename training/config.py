@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+#: Where the packaged configs live, inside the ``training`` package (and, in a clone, at this repo path).
+PACKAGED_CONFIG_DIR = "configs"
 #: Keys that may change when a run is resumed (how long, how often to save/log/validate, loader workers).
 RESUMABLE_CHANGES = (
     "training.max_steps",
@@ -218,9 +221,42 @@ def config_from_dict(values: dict, source: str = "config", overrides: list[str] 
     return config
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
-    """Read a YAML training config (``yaml.safe_load``) and apply dotted ``overrides``."""
+def packaged_config_names() -> list[str]:
+    """Names of the configs shipped inside the ``training`` package (``tiny-stage1``, ``stage2``, ...)."""
+    folder = resources.files("training").joinpath(PACKAGED_CONFIG_DIR)
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """The config file ``path`` names, from any working directory.
+
+    A path that exists is used as is. Otherwise a bare name (``tiny-stage1``, ``stage2.yaml``) or the documented
+    repo-relative path ``training/configs/NAME.yaml`` resolves to the file shipped in the package
+    (:mod:`importlib.resources`), so the README's commands also work after a non-editable ``pip install``.
+
+    Raises:
+        ConfigError: neither exists; the message lists the packaged config names.
+    """
     path = Path(path)
+    if path.exists():
+        return path
+    parts = path.parts
+    bare = len(parts) == 1 or parts[:-1] == ("training", PACKAGED_CONFIG_DIR)
+    if bare:
+        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        packaged = resources.files("training").joinpath(PACKAGED_CONFIG_DIR, name)
+        if packaged.is_file():
+            return Path(str(packaged))
+    raise ConfigError(
+        f"cannot read training config {path}: no such file, and no packaged config of that name "
+        f"(packaged: {', '.join(packaged_config_names())})"
+    )
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML training config (``yaml.safe_load``, path resolved by :func:`resolve_config_path`) and apply
+    dotted ``overrides``."""
+    path = resolve_config_path(path)
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except OSError as error:

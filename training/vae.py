@@ -93,10 +93,14 @@ class VAETrainingConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> VAETrainingConfig:
-        """Read ``path`` (``yaml.safe_load``), apply ``overrides``, refuse unknown keys, validate."""
+        """Read ``path`` (a file, or a packaged config name: :func:`training.config.resolve_config_path`;
+        ``yaml.safe_load``), apply ``overrides``, refuse unknown keys, validate."""
         import yaml
 
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        from .config import resolve_config_path
+
+        path = resolve_config_path(path)
+        values = yaml.safe_load(path.read_text()) or {}
         if not isinstance(values, dict):
             raise TypeError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
         values.update(overrides or {})
@@ -359,7 +363,7 @@ def _save(vae, out: Path, run_config: dict, summary: dict) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "--config", required=True, type=Path, help="YAML file (training/configs/tiny-vae.yaml)"
+        "--config", required=True, type=Path, help="YAML file, or a packaged config by name (tiny-vae)"
     )
     parser.add_argument("--dataset", default=None, help="MIT dataset folder (default: the config's)")
     parser.add_argument("--output-dir", default=None, help="run folder (default: the config's output_dir)")
