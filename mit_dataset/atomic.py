@@ -20,6 +20,7 @@ from the extension (FFmpeg muxers, matplotlib) write the right format.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -106,25 +107,66 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False, overwrite: 
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False (checked before and after the block).
+        OSError: the temporary cannot be made, written or renamed; the error names ``path`` (and files
+            below it), never the temporary, so every writer reports the path its user gave.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists")
     tmp = path.parent / temporary_name(path.name)
-    if directory:
-        os.mkdir(tmp, 0o777)
     try:
-        yield tmp
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists")
-        if directory:
-            _replace_folder(tmp, path)
-        else:
-            os.replace(tmp, path)
+        with _errors_name_final_path(tmp, path):
+            if directory:
+                os.mkdir(tmp, 0o777)
+            yield tmp
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path} already exists")
+            if directory:
+                _replace_folder(tmp, path)
+            else:
+                os.replace(tmp, path)
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
+
+
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s folder; a file where a folder belongs is reported as "Not a directory" (pathlib says
+    "File exists", which reads as if ``path`` itself were in the way)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), error.filename) from None
+
+
+@contextmanager
+def _errors_name_final_path(tmp: Path, path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` that names the temporary ``tmp`` (or a file inside it) with ``path`` in its
+    place: the user asked for ``path`` and has never heard of ``.{name}.tmp~...``. Same type and errno."""
+    try:
+        yield
+    except OSError as error:
+        names = (error.filename, error.filename2)
+        renamed = tuple(_final_name(name, tmp, path) for name in names)
+        if renamed != names:
+            raise type(error)(error.errno, error.strerror, renamed[0], None, renamed[1]) from error
+        if error.filename is None and str(tmp) in str(error):  # a library's message-only error
+            try:
+                replacement = type(error)(str(error).replace(str(tmp), str(path)))
+            except TypeError:  # a constructor that wants other arguments: keep the original
+                raise error from None
+            raise replacement from error
+        raise
+
+
+def _final_name(name: object, tmp: Path, path: Path) -> object:
+    if not isinstance(name, (str, os.PathLike)):
+        return name
+    text, temporary = os.fspath(name), os.fspath(tmp)
+    if text == temporary or text.startswith(temporary + os.sep):
+        return os.fspath(path) + text[len(temporary) :]
+    return name
 
 
 @contextmanager
@@ -133,9 +175,10 @@ def work_folder(path: str | os.PathLike) -> Iterator[Path]:
     end of the block (scratch space: re-encodes, generated clips). A killed writer's work folder is removed by
     the next :func:`remove_stale_temporaries` of its parent."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     work = path.parent / temporary_name(path.name)
-    os.mkdir(work, 0o777)
+    with _errors_name_final_path(work, path):
+        os.mkdir(work, 0o777)
     try:
         yield work
     finally:

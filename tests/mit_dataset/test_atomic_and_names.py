@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from mit_dataset.atomic import (
+    TEMP_MARK,
     atomic_path,
     atomic_write_text,
     is_temporary,
@@ -37,6 +38,28 @@ def test_a_failed_write_leaves_the_old_output_and_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.json"]
+
+
+@pytest.mark.parametrize("where", ["/proc/x", "{tmp}/file.txt/sub", "{tmp}/file.txt/sub/out"])
+def test_unwritable_destinations_are_named_not_the_temporary(tmp_path, where):
+    """Tests run as root, where chmod does not stop a write: /proc and a path under a regular file do."""
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    target = where.format(tmp=tmp_path)
+    for write in (
+        lambda: atomic_write_text(target, "x"),
+        lambda: atomic_path(target, directory=True).__enter__(),
+    ):
+        with pytest.raises(OSError) as raised:
+            write()
+        assert TEMP_MARK not in str(raised.value) and str(raised.value.filename) in target, raised.value
+    assert os.listdir(tmp_path) == ["file.txt"]
+
+
+def test_errors_inside_the_temporary_name_the_final_path(tmp_path):
+    with pytest.raises(FileNotFoundError) as raised, atomic_path(tmp_path / "out", directory=True) as tmp:
+        (tmp / "missing" / "x.parquet").write_text("x")
+    assert raised.value.filename == str(tmp_path / "out" / "missing" / "x.parquet")
+    assert TEMP_MARK not in str(raised.value) and os.listdir(tmp_path) == []
 
 
 def test_folder_replacement_keeps_the_suffix_and_refuses_without_overwrite(tmp_path):

@@ -228,3 +228,12 @@ def test_every_dataset_loader_refuses_clip_folders(raw_clip_folders):
     for load in loaders:
         with pytest.raises(ValueError, match="holds official clip folders"):
             load()
+
+
+def test_unwritable_out_is_named_as_given(raw_clip_folders, tmp_path, capsys):
+    """``export --out`` where nothing can be written: the error names ``--out``, not a ``.NAME.tmp~`` temporary."""
+    (tmp_path / "file.txt").write_text("")
+    for out, named in (("/proc/x", "/proc/x"), (tmp_path / "file.txt" / "out", tmp_path / "file.txt")):
+        assert run("mit-talking", ["export", str(raw_clip_folders), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"'{named}'" in err and ".tmp~" not in err and "\n" not in err, err
