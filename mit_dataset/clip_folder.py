@@ -220,22 +220,51 @@ def _pose_files(folder: Path) -> list[Path]:
     return sorted(files, key=frame_number)
 
 
-def read_sapiens_file(path: Path, clip: str) -> list[np.ndarray]:
-    """The (133, 3) poses of one Sapiens file (both variants)."""
+#: The two layouts of a Sapiens pose file (the lite demo's and the full one's), as error messages state them.
+SAPIENS_LAYOUTS = (
+    '{"instance_info": [{"keypoints": [[x, y] x 133], "keypoint_scores": [133 numbers]}, ...]} (lite), or the '
+    'same with "meta_info" at the top and "bbox": [[x1, y1, x2, y2]], "bbox_score" in each instance (full)'
+)
+
+
+def read_sapiens_file(path: Path, name: str, kind: str = "clip") -> list[np.ndarray]:
+    """The (133, 3) poses of one Sapiens file (either of :data:`SAPIENS_LAYOUTS`).
+
+    Raises:
+        ClipValidationError: unreadable, not JSON or another shape; the message names the ``kind`` (``clip`` or
+            ``video``) ``name``, the file and both expected layouts.
+    """
     try:
-        raw = json.loads(path.read_text())
         poses = []
-        for instance in raw["instance_info"]:
+        for instance in _sapiens_instances(json.loads(path.read_text())):
             xy = np.asarray(instance["keypoints"], np.float32).reshape(-1, 2)
             scores = np.asarray(instance["keypoint_scores"], np.float32).reshape(-1)
             if len(xy) != NUM_WHOLEBODY_KEYPOINTS or len(scores) != NUM_WHOLEBODY_KEYPOINTS:
                 raise ValueError(f"{len(xy)} points / {len(scores)} scores, expected 133")
             poses.append(np.concatenate([xy, scores[:, None]], axis=1))
         return poses
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, TypeError) as error:
         raise ClipValidationError(
-            f"clip {clip!r}: field 'pose' file {path.name} is not a Sapiens pose ({error})"
+            f"{kind} {name!r}: field 'pose' file {path} is not a Sapiens pose ({error}); expected {SAPIENS_LAYOUTS}"
         ) from error
+
+
+def _sapiens_instances(document: object) -> list[dict]:
+    """The ``instance_info`` entries of a parsed Sapiens file, each checked to be an object with keypoints."""
+    if not isinstance(document, dict) or not isinstance(document.get("instance_info"), list):
+        raise ValueError(f"top level is a JSON {_json_kind(document)} without an 'instance_info' list")
+    for index, instance in enumerate(document["instance_info"]):
+        if not isinstance(instance, dict) or not {"keypoints", "keypoint_scores"} <= instance.keys():
+            raise ValueError(
+                f"instance_info[{index}] is a JSON {_json_kind(instance)}, not an object with "
+                "'keypoints' and 'keypoint_scores'"
+            )
+    return document["instance_info"]
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return kinds.get(type(value), "null")
 
 
 def assign_poses(

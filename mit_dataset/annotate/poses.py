@@ -46,19 +46,18 @@ def pose_files(folder: Path) -> dict[int, Path]:
 
 def read_pose_file(path: Path, video: str) -> np.ndarray:
     """``(k, 133, 3)`` float32 instances of one Sapiens file (``(0, 133, 3)`` for none)."""
+    where = f"video {video!r}: field 'pose' file {path}"
     try:
         if path.stat().st_size > MAX_POSE_FILE_BYTES:
-            raise SkipVideo(
-                "bad_annotation", f"{path}: {path.stat().st_size} bytes, more than a pose file holds"
-            )
-        poses = read_sapiens_file(path, video)
+            raise SkipVideo("bad_annotation", f"{where}: {path.stat().st_size} bytes, more than a pose file holds")
+        poses = read_sapiens_file(path, video, kind="video")
     except RecursionError as error:
-        raise SkipVideo("bad_annotation", f"{path}: not a Sapiens pose (nested too deeply)") from error
+        raise SkipVideo("bad_annotation", f"{where} is not a Sapiens pose (nested too deeply)") from error
     except ValueError as error:
         raise SkipVideo("bad_annotation", str(error)) from error
     stacked = np.stack(poses).astype(np.float32) if poses else np.zeros((0, 133, 3), np.float32)
     if not np.isfinite(stacked).all():
-        raise SkipVideo("bad_annotation", f"{path}: pose keypoints contain NaN/inf")
+        raise SkipVideo("bad_annotation", f"{where}: pose keypoints contain NaN/inf")
     return stacked
 
 

@@ -3,6 +3,7 @@ written for it."""
 
 import json
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from annotate_support import TINY_CONFIG, UNIT, expected_names
 
 from mit_dataset.annotate import annotate
+from mit_dataset.annotate.errors import SkipVideo
+from mit_dataset.annotate.poses import read_pose_file
 from mit_dataset.synthetic.episode import ShotPlan, plan_episode, write_episode
 
 SOURCE = "SyntheticLateLateShow"
@@ -82,6 +85,7 @@ def bad_run(tmp_path_factory):
               '"keypoint_scores": ' + json.dumps([1] * 133) + "}]}")  # fmt: skip
     _bad_pose(raw, "posedeep", "[" * 100_000 + "]" * 100_000)
     _bad_pose(raw, "posetext", "not json at all")
+    _bad_pose(raw, "poseshape", {"instance_info": ["person 1"]})  # once "string indices must be integers"
     _bad_labels(raw, "labelsbad", "0 0.5 0.5 0.2\n")
     _bad_labels(raw, "labelsrange", "0 3.5 0.5 0.2 0.9 0.8\n")
     _episode(raw, "noposes")
@@ -109,6 +113,7 @@ EXPECTED = {
     "posenan": ("bad_annotation", "output_0001.json"),
     "posedeep": ("bad_annotation", "output_0001.json"),
     "posetext": ("bad_annotation", "output_0001.json"),
+    "poseshape": ("bad_annotation", "video 'poseshape': field 'pose' file "),
     "labelsbad": ("bad_annotation", "output_0001.txt, line 1"),
     "labelsrange": ("bad_annotation", "normalised"),
     "noposes": ("no_poses", "no Sapiens pose JSON"),
@@ -132,15 +137,45 @@ def test_the_run_goes_on_and_reports_every_reason(bad_run):
     assert sorted(report.clips) == expected_names(good)
     saved = json.loads((out / "annotate_report.json").read_text())
     assert saved["num_skipped"] == len(EXPECTED) and saved["skip_reasons"] == {
-        "unreadable": 2, "no_audio": 1, "variable_frame_rate": 1, "bad_annotation": 10, "no_clip": 2, "no_poses": 1,
+        "unreadable": 2, "no_audio": 1, "variable_frame_rate": 1, "bad_annotation": 11, "no_clip": 2, "no_poses": 1,
     }  # fmt: skip
     assert (
-        "17 skipped (unreadable: 2, no_audio: 1, variable_frame_rate: 1, bad_annotation: 10"
+        "18 skipped (unreadable: 2, no_audio: 1, variable_frame_rate: 1, bad_annotation: 11"
         in report.summary()
     )
     clip_folders = sorted(p.name for p in out.iterdir() if (p / "meta.json").is_file())
     assert clip_folders == expected_names(good)
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".annotate-cache"]
+
+
+@pytest.mark.parametrize(
+    "document, problem",
+    [
+        ({"instance_info": ["person 1"]}, r"instance_info\[0\] is a JSON string, not an object with 'keypoints'"),
+        ([{"keypoints": [[0, 0]] * 133}], r"top level is a JSON array without an 'instance_info' list"),
+        ({"instance_info": [{"keypoints": [[0, 0]] * 133}]}, r"instance_info\[0\] is a JSON object, not an"),
+        ({"meta_info": {}, "instance_info": {"0": {}}}, r"top level is a JSON object without an 'instance_info' list"),
+    ],
+)
+def test_a_pose_file_of_the_wrong_shape_names_the_file_and_both_layouts(tmp_path, document, problem):
+    path = tmp_path / "output_0007.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(SkipVideo) as raised:
+        read_pose_file(path, "ep")
+    message = str(raised.value)
+    assert raised.value.reason == "bad_annotation" and re.search(problem, message), message
+    assert message.startswith(f"video 'ep': field 'pose' file {path} is not a Sapiens pose (")
+    assert '"instance_info": [{"keypoints"' in message and "(lite)" in message and "(full)" in message
+
+
+def test_both_sapiens_layouts_are_read(tmp_path):
+    lite = {"keypoints": [[1.0, 2.0]] * 133, "keypoint_scores": [0.5] * 133}
+    full = {**lite, "bbox": [[0, 0, 9, 9]], "bbox_score": 0.9}
+    for name, document in (("lite", {"instance_info": [lite]}), ("full", {"meta_info": {}, "instance_info": [full]})):
+        path = tmp_path / f"{name}_0001.json"
+        path.write_text(json.dumps(document))
+        poses = read_pose_file(path, "ep")
+        assert poses.shape == (1, 133, 3) and (poses[0, :, 2] == 0.5).all()
 
 
 def test_unsafe_names_and_a_missing_folder(tmp_path):

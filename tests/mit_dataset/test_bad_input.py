@@ -160,7 +160,7 @@ def test_clip_folder_bad_inputs(one_clip_dir, tmp_path):
     pose_file.write_text(
         json.dumps({"instance_info": [{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}]})
     )
-    _export_fails(clips_dir, tmp_path, rf"clip '{name}': field 'pose' file {pose_file.name}.*expected 133")
+    _export_fails(clips_dir, tmp_path, rf"clip '{name}': field 'pose' file .*{pose_file.name}.*expected 133")
     pose_file.write_text(pose_text)
 
     meta = json.loads((folder / "meta.json").read_text())
