@@ -252,10 +252,10 @@ def read_sapiens_file(path: Path, name: str, kind: str = "clip") -> list[np.ndar
 def _sapiens_instances(document: object) -> list[dict]:
     """The ``instance_info`` entries of a parsed Sapiens file, each checked to be an object with keypoints."""
     if not isinstance(document, dict) or not isinstance(document.get("instance_info"), list):
-        raise ValueError(f"top level is a JSON {_json_kind(document)} without an 'instance_info' list")
+        raise TypeError(f"top level is a JSON {_json_kind(document)} without an 'instance_info' list")
     for index, instance in enumerate(document["instance_info"]):
         if not isinstance(instance, dict) or not {"keypoints", "keypoint_scores"} <= instance.keys():
-            raise ValueError(
+            raise TypeError(
                 f"instance_info[{index}] is a JSON {_json_kind(instance)}, not an object with "
                 "'keypoints' and 'keypoint_scores'"
             )

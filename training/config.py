@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

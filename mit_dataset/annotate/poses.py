@@ -49,7 +49,9 @@ def read_pose_file(path: Path, video: str) -> np.ndarray:
     where = f"video {video!r}: field 'pose' file {path}"
     try:
         if path.stat().st_size > MAX_POSE_FILE_BYTES:
-            raise SkipVideo("bad_annotation", f"{where}: {path.stat().st_size} bytes, more than a pose file holds")
+            raise SkipVideo(
+                "bad_annotation", f"{where}: {path.stat().st_size} bytes, more than a pose file holds"
+            )
         poses = read_sapiens_file(path, video, kind="video")
     except RecursionError as error:
         raise SkipVideo("bad_annotation", f"{where} is not a Sapiens pose (nested too deeply)") from error

@@ -151,10 +151,16 @@ def test_the_run_goes_on_and_reports_every_reason(bad_run):
 @pytest.mark.parametrize(
     "document, problem",
     [
-        ({"instance_info": ["person 1"]}, r"instance_info\[0\] is a JSON string, not an object with 'keypoints'"),
+        (
+            {"instance_info": ["person 1"]},
+            r"instance_info\[0\] is a JSON string, not an object with 'keypoints'",
+        ),
         ([{"keypoints": [[0, 0]] * 133}], r"top level is a JSON array without an 'instance_info' list"),
         ({"instance_info": [{"keypoints": [[0, 0]] * 133}]}, r"instance_info\[0\] is a JSON object, not an"),
-        ({"meta_info": {}, "instance_info": {"0": {}}}, r"top level is a JSON object without an 'instance_info' list"),
+        (
+            {"meta_info": {}, "instance_info": {"0": {}}},
+            r"top level is a JSON object without an 'instance_info' list",
+        ),
     ],
 )
 def test_a_pose_file_of_the_wrong_shape_names_the_file_and_both_layouts(tmp_path, document, problem):
@@ -171,7 +177,10 @@ def test_a_pose_file_of_the_wrong_shape_names_the_file_and_both_layouts(tmp_path
 def test_both_sapiens_layouts_are_read(tmp_path):
     lite = {"keypoints": [[1.0, 2.0]] * 133, "keypoint_scores": [0.5] * 133}
     full = {**lite, "bbox": [[0, 0, 9, 9]], "bbox_score": 0.9}
-    for name, document in (("lite", {"instance_info": [lite]}), ("full", {"meta_info": {}, "instance_info": [full]})):
+    for name, document in (
+        ("lite", {"instance_info": [lite]}),
+        ("full", {"meta_info": {}, "instance_info": [full]}),
+    ):
         path = tmp_path / f"{name}_0001.json"
         path.write_text(json.dumps(document))
         poses = read_pose_file(path, "ep")
