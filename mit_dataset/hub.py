@@ -19,7 +19,10 @@ Every shard's name ends with a fingerprint of its bytes (:func:`content_fingerpr
 shard names, and ``datasets`` keys its cache on the card (configs, data files, split sizes), not on the shards'
 content or modification time: without the fingerprint a folder rewritten with the same split sizes (a
 corrected annotation, an ``export --overwrite`` of the same clips) would load the OLD rows from the cache
-(tests/mit_dataset/test_hub.py::test_a_rewritten_folder_loads_the_new_rows_not_the_cache).
+(tests/mit_dataset/test_hub.py::test_a_rewritten_folder_loads_the_new_rows_not_the_cache). A shard edited in
+place by another tool (e.g. pyarrow) keeps its name, so ``datasets``' cache may return the old rows: rewrite the
+folder with ``mit-talking export --overwrite`` (new content-fingerprinted names) or load it with
+``download_mode="force_redownload"``.
 """
 
 from __future__ import annotations

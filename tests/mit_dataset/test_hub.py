@@ -156,6 +156,25 @@ def test_a_rewritten_folder_loads_the_new_rows_not_the_cache(synthetic_records, 
     )
 
 
+def test_a_shard_edited_in_place_loads_fresh_with_force_redownload(synthetic_records, tmp_path):
+    """The documented limit (README, hub.py, SECURITY.md): a shard edited in place by another tool keeps its
+    name, so the cache key is unchanged and the old rows come back; ``download_mode="force_redownload"``
+    reads the new ones."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    test = [r for r in synthetic_records if r.split == "test"][:1]
+    out = write_dataset_folder(test, tmp_path / "ds", progress=False)
+    cache = str(tmp_path / "cache")
+    assert load_dataset(str(out), split="test", cache_dir=cache)["clip_id"] == [test[0].clip_id]
+    (shard,) = out.glob("data/*/test-*.parquet")
+    table = pq.read_table(shard)
+    edited = pa.array([test[0].clip_id[:-1] + "Z"])
+    pq.write_table(table.set_column(table.schema.get_field_index("clip_id"), "clip_id", edited), shard)
+    fresh = load_dataset(str(out), split="test", cache_dir=cache, download_mode="force_redownload")
+    assert fresh["clip_id"] == [test[0].clip_id[:-1] + "Z"] and shard.exists()
+
+
 def test_overwrite_refuses_a_folder_that_is_not_a_dataset(synthetic_records, tmp_path):
     precious = tmp_path / "home"
     precious.mkdir()
