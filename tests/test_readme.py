@@ -36,6 +36,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -230,6 +231,9 @@ def _serve(listener: socket.socket, parent: int) -> None:
             conn, _ = listener.accept()
         except TimeoutError:
             continue
+        if _peer_uid(conn) != os.getuid():  # anyone on the machine can reach an abstract socket
+            conn.close()
+            continue
         conn.settimeout(None)
         header, fds, _, _ = socket.recv_fds(conn, 8, 3)
         size, data = struct.unpack("!Q", header)[0], b""
@@ -257,6 +261,11 @@ def _serve(listener: socket.socket, parent: int) -> None:
         for fd in fds:
             os.close(fd)
         conn.close()
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    """The connected process's user id (``SO_PEERCRED``: pid, uid, gid as the kernel saw them at connect)."""
+    return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
 
 
 def _reap_children() -> None:
@@ -310,7 +319,7 @@ def main(blocks_file: Path, scratch: Path, bin_dir: Path, log: Path, fresh_proce
             build_parser(program)
         bin_dir.mkdir(parents=True, exist_ok=True)
         (bin_dir / CLIENT_FILE).write_text(CLIENT)
-        server_name = f"mit-talk-readme-{os.getpid()}"
+        server_name = f"mit-talk-readme-{secrets.token_hex(16)}"  # not guessable by other local users
         server = start_console_server(server_name)
     else:
         server_name, server = None, None
@@ -493,3 +502,43 @@ def test_a_failing_block_names_its_line(tmp_path):
     blocks = runnable_blocks("```bash\ntrue\n```\n\n```python\nraise SystemError('broken on purpose')\n```\n")
     done = run_readme(blocks, tmp_path)
     assert done.returncode != 0 and "README.md:6 (python) failed" in done.stderr
+
+
+OTHER_USER_PROBE = """import json, os, signal, socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+from test_readme import start_console_server
+
+marker, name = sys.argv[2], "mit-talk-readme-probe-" + os.urandom(8).hex()
+server = start_console_server(name)
+child = os.fork()
+if child == 0:  # another user on the machine asks the server to run a command
+    os.setgid(65534)
+    os.setuid(65534)
+    request = json.dumps({"program": "mit-talking", "argv": ["synth", "--out", marker, "--num-clips", "1"],
+                          "cwd": "/", "env": dict(os.environ)}).encode()
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect("\\0" + name)
+        try:
+            socket.send_fds(conn, [struct.pack("!Q", len(request))], [0, 1, 2])
+            conn.sendall(request)
+            reply = conn.recv(8)
+        except ConnectionError:  # closed unread: refused
+            reply = b""
+        os._exit(0 if reply == b"" else 3)
+status = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+os.kill(server, signal.SIGTERM)
+os.waitpid(server, 0)
+sys.exit(status)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user id needs root")
+def test_the_console_server_runs_nothing_for_another_user(tmp_path):
+    # The server runs commands as its own user: one for anybody who can reach the socket would be a way in.
+    marker = tmp_path / "written-for-another-user"
+    probe = subprocess.run(
+        [sys.executable, "-c", OTHER_USER_PROBE, str(Path(__file__).parent), str(marker)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert not marker.exists()
