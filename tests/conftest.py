@@ -27,6 +27,8 @@ from mit_dataset.keypoints import NUM_KEYPOINTS, NUM_WHOLEBODY_KEYPOINTS, WHOLEB
 from mit_dataset.masks import box_mask_rle
 from mit_dataset.video_io import write_video
 
+REPO = Path(__file__).resolve().parents[1]
+
 TINY_WIDTH, TINY_HEIGHT, TINY_SECONDS = 128, 72, 1.2
 REAL_MEDIA_DIR = Path(
     os.environ.get("MIT_TALK_REAL_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "real")
@@ -205,3 +207,15 @@ def diffusers_log():
     logger.addHandler(handler)
     yield messages
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def subprocess_env() -> dict:
+    """Environment for subprocesses that must import this checkout: this tree first, one thread, offline."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }

@@ -18,7 +18,6 @@ from benchmark.scoring import evaluate_submission
 from mit_dataset.hub import write_dataset_folder
 from mit_dataset.video_io import write_video
 
-REPO = Path(__file__).resolve().parents[2]
 #: Generation and evaluation at 32x32 (the predictions' size).
 EVAL = EvaluationSize(height=32, width=32)
 FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "progress": False, "evaluation_size": EVAL}
@@ -60,7 +59,7 @@ def test_outputs_have_the_modes_of_plain_writes(synthetic_records, pipeline, tmp
     assert wrong == {} and len(outputs) > 10
 
 
-def _killed_writer(target: Path) -> None:
+def _killed_writer(target: Path, env: dict) -> None:
     """A process that starts an atomic write of ``target`` and is killed with SIGKILL halfway."""
     code = (
         "import sys, time\n"
@@ -70,7 +69,6 @@ def _killed_writer(target: Path) -> None:
         "    print('writing', flush=True)\n"
         "    time.sleep(600)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     writer = subprocess.Popen(
         [sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -80,19 +78,21 @@ def _killed_writer(target: Path) -> None:
     assert [p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.tmp~")]
 
 
-def test_the_next_run_removes_what_a_killed_writer_left(synthetic_records, pipeline, tmp_path):
+def test_the_next_run_removes_what_a_killed_writer_left(
+    synthetic_records, pipeline, tmp_path, subprocess_env
+):
     split = make_test_split(
         tmp_path / "gt", clips=(("k0", "two_human", "easy"),), num_frames=8, width=48, height=32
     )
-    _killed_writer(tmp_path / "pred" / "k0.mp4")
+    _killed_writer(tmp_path / "pred" / "k0.mp4", subprocess_env)
     predict_submission(pipeline, split, tmp_path / "pred", **FAST)
     assert not list((tmp_path / "pred").glob(".*"))
 
-    _killed_writer(tmp_path / "datasets" / "mit")
+    _killed_writer(tmp_path / "datasets" / "mit", subprocess_env)
     write_dataset_folder(synthetic_records[:1], tmp_path / "datasets" / "mit", progress=False)
     assert not list((tmp_path / "datasets").glob(".*"))
 
-    _killed_writer(tmp_path / "board" / "lb.md")
+    _killed_writer(tmp_path / "board" / "lb.md", subprocess_env)
     results, _ = evaluate_submission(
         split, tmp_path / "pred", metrics=("ssim",), progress=False, evaluation_size=EVAL
     )

@@ -1,7 +1,6 @@
 """``mit-bench predict`` with hostile clip ids, its own cache folder, and several workers on one --out."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,6 @@ FAST = {"num_inference_steps": 1, "guidance_scale": 1.0, "progress": False, "eva
 CLIPS = tuple(
     (f"w{i}", ("two_human", "multi_human")[i % 2], ("easy", "challenging")[i // 2]) for i in range(4)
 )
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +57,7 @@ def test_predict_honours_its_cache_dir(pipeline, tmp_path):
     assert any(cache.rglob("*.arrow")), "the test split was not prepared in --cache-dir"
 
 
-def _hold_claim(path: Path) -> subprocess.Popen:
+def _hold_claim(path: Path, env: dict) -> subprocess.Popen:
     """Another process that claims ``path`` and then hangs (a worker busy with that clip)."""
     code = (
         "import sys, time\n"
@@ -68,7 +66,6 @@ def _hold_claim(path: Path) -> subprocess.Popen:
         "    print(claimed, flush=True)\n"
         "    time.sleep(600)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     holder = subprocess.Popen(
         [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -76,9 +73,11 @@ def _hold_claim(path: Path) -> subprocess.Popen:
     return holder
 
 
-def test_a_claimed_clip_is_left_to_its_worker_and_taken_over_when_it_dies(split, pipeline, tmp_path):
+def test_a_claimed_clip_is_left_to_its_worker_and_taken_over_when_it_dies(
+    split, pipeline, tmp_path, subprocess_env
+):
     out = tmp_path / "pred"
-    holder = _hold_claim(out / "w0.mp4")
+    holder = _hold_claim(out / "w0.mp4", subprocess_env)
     try:
 
         def kill_holder_once_the_rest_is_done():
@@ -98,7 +97,7 @@ def test_a_claimed_clip_is_left_to_its_worker_and_taken_over_when_it_dies(split,
     assert not lock_path(out / "w0.mp4").exists() and not list(out.glob(".*"))
 
 
-def test_two_predict_processes_on_one_out_share_the_clips(split, saved, tmp_path):
+def test_two_predict_processes_on_one_out_share_the_clips(split, saved, tmp_path, subprocess_env):
     out = tmp_path / "pred"
     code = (
         "import json, sys\n"
@@ -109,9 +108,10 @@ def test_two_predict_processes_on_one_out_share_the_clips(split, saved, tmp_path
         "                          evaluation_size=EvaluationSize(32, 32), progress=False)\n"
         "print(json.dumps({'written': done.written, 'skipped': done.skipped}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     args = [sys.executable, "-c", code, str(saved / "model"), str(saved / "dataset"), str(out)]
-    workers = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    workers = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=subprocess_env) for _ in range(2)
+    ]
     reports = [json.loads(worker.communicate(timeout=600)[0].strip().splitlines()[-1]) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers)
     written = [clip for report in reports for clip in report["written"]]

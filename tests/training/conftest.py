@@ -6,7 +6,6 @@ across processes (same float summation order), and a loaded 2-core machine does 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -36,18 +35,6 @@ def tiny_config(tmp_path, synthetic_dataset_dir, one_thread):
         )
 
     return make
-
-
-@pytest.fixture
-def subprocess_env() -> dict:
-    """Environment for ``covog train`` subprocesses: this tree first, one thread, offline."""
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import configparser
 import fnmatch
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +76,7 @@ def test_a_package_without_its_data_files_says_so(monkeypatch):
         pretrained.default_pipeline_path()
 
 
-def test_the_shipped_model_loads_offline_and_beats_the_random_pipeline(tmp_path):
+def test_the_shipped_model_loads_offline_and_beats_the_random_pipeline(tmp_path, subprocess_env):
     from mit_dataset.hub import write_synthetic_dataset
 
     # Seed 0: not the recipe's training data (seed 1); 4 test clips (easy/challenging x two/multi), 16 frames.
@@ -85,12 +84,8 @@ def test_the_shipped_model_loads_offline_and_beats_the_random_pipeline(tmp_path)
         tmp_path / "mit-talking", num_clips=8, seed=0, width=128, height=72, seconds=0.64, progress=False
     )
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
+        **subprocess_env,
         "HF_HOME": str(tmp_path / "hf-home"),  # an empty cache: nothing can come from earlier downloads
-        "OMP_NUM_THREADS": "1",
     }
     done = subprocess.run(
         [sys.executable, "-c", SCORE_SCRIPT, str(dataset), str(tmp_path / "predictions")],
